@@ -1,0 +1,290 @@
+"""Read and write data sets: our HDF5 format, NPZ, and users' ROOT TTrees (uproot).
+
+HDF5 layout (`format` = "trigger-ml-ecal", `format_version` = 1):
+
+    /images    uint16 (n, N, N)  counts of `lsb_gev` (axis 1 ieta, axis 2 iphi), seed at centre
+    /features  float32 (n, F)    attrs: names, formats (see trigger_ml.data.features)
+    /labels    int8 (n,)         attrs: class_names
+    /pt        float32 (n,)      truth pT, GeV (NaN if unknown)
+    /impact    float32 (n, 2)    truth impact point, crystals from the seed centre (NaN if unknown)
+    attrs: format, format_version, trigger_ml_version, seed, pu, lsb_gev, noise_gev, bits,
+           window, sim_config (JSON)
+
+NPZ: the same array names as top-level entries, plus `class_names` (strings) and `lsb_gev`.
+Only `images`, `labels`, `class_names` and `lsb_gev` are required; `features` is computed from
+the images when absent.
+
+ROOT: a `RootSchema` maps our fields to branch names of one TTree (see `RootSchema`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from trigger_ml.atomic import atomic_file
+from trigger_ml.data.dataset import Dataset, validate
+from trigger_ml.data.features import FEATURE_NAMES, FEATURES, compute_features
+from trigger_ml.errors import SchemaError
+
+FORMAT = "trigger-ml-ecal"
+FORMAT_VERSION = 1
+_META_SCALARS = ("seed", "pu", "lsb_gev", "noise_gev", "bits", "window")
+
+
+# --------------------------------------------------------------------------- HDF5
+
+
+def write_h5(ds: Dataset, path: str | Path) -> Path:
+    """Write `ds` atomically; the same data set gives a byte-identical file."""
+    path = Path(path)
+    opts: dict[str, Any] = {"track_times": False, "compression": "gzip", "compression_opts": 4}
+    with atomic_file(path) as tmp:
+        with h5py.File(tmp, "w", track_order=True) as f:
+            f.attrs["format"] = FORMAT
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["trigger_ml_version"] = str(ds.meta.get("trigger_ml_version", ""))
+            for k in _META_SCALARS:
+                if k in ds.meta:
+                    f.attrs[k] = ds.meta[k]
+            f.attrs["sim_config"] = json.dumps(ds.meta.get("sim_config", {}), sort_keys=True)
+            f.create_dataset("images", data=ds.images.astype(np.uint16), chunks=True, **opts)
+            feats = f.create_dataset("features", data=ds.features.astype(np.float32), **opts)
+            feats.attrs["names"] = list(FEATURE_NAMES)
+            feats.attrs["formats"] = [str(FEATURES[k]) for k in FEATURE_NAMES]
+            lab = f.create_dataset("labels", data=ds.labels.astype(np.int8), **opts)
+            lab.attrs["class_names"] = list(ds.class_names)
+            f.create_dataset("pt", data=ds.pt.astype(np.float32), **opts)
+            f.create_dataset("impact", data=ds.impact.astype(np.float32), **opts)
+    return path
+
+
+def _need(f: h5py.File, name: str, path: Path) -> np.ndarray:
+    if name not in f:
+        raise SchemaError(
+            f"{path}: field {name!r} is missing (found: {sorted(f.keys())})",
+            "write the file with `trigger-ml data simulate` or add the field (see trigger_ml.data.io)",
+        )
+    return f[name][()]
+
+
+def read_h5(path: str | Path) -> Dataset:
+    path = Path(path)
+    try:
+        f = h5py.File(path, "r")
+    except FileNotFoundError:
+        raise SchemaError(f"{path}: no such file", "check the path or run `trigger-ml data simulate`")
+    except OSError as exc:
+        raise SchemaError(f"{path}: not a readable HDF5 file ({exc})", "re-create the file") from exc
+    with f:
+        if f.attrs.get("format") != FORMAT:
+            raise SchemaError(
+                f"{path}: attribute 'format' is {f.attrs.get('format')!r}, expected {FORMAT!r}",
+                "write the file with trigger_ml.data.io.write_h5, or read NPZ/ROOT with a schema",
+            )
+        images = _need(f, "images", path)
+        labels = _need(f, "labels", path)
+        if "class_names" not in f["labels"].attrs:
+            raise SchemaError(f"{path}: attribute 'class_names' of 'labels' is missing")
+        class_names = tuple(str(c) for c in f["labels"].attrs["class_names"])
+        features = _need(f, "features", path)
+        names = [str(n) for n in f["features"].attrs.get("names", [])]
+        if names != list(FEATURE_NAMES):
+            raise SchemaError(
+                f"{path}: feature columns {names} differ from {list(FEATURE_NAMES)}",
+                "re-create the file with this version of trigger-ml",
+            )
+        n = len(labels)
+        pt = f["pt"][()] if "pt" in f else np.full(n, np.nan, np.float32)
+        impact = f["impact"][()] if "impact" in f else np.full((n, 2), np.nan, np.float32)
+        meta: dict[str, Any] = {k: f.attrs[k].item() for k in _META_SCALARS if k in f.attrs}
+        meta.update(format=FORMAT, format_version=int(f.attrs["format_version"]))
+        meta["trigger_ml_version"] = str(f.attrs.get("trigger_ml_version", ""))
+        meta["sim_config"] = json.loads(f.attrs.get("sim_config", "{}"))
+    return validate(Dataset(images, features, labels, class_names, pt, impact, meta), str(path))
+
+
+# --------------------------------------------------------------------------- NPZ, ROOT
+
+
+def _assemble(fields: dict[str, np.ndarray], class_names: Any, lsb_gev: Any, source: str) -> Dataset:
+    for req in ("images", "labels"):
+        if req not in fields:
+            raise SchemaError(f"{source}: field {req!r} is missing", "see trigger_ml.data.io for the schema")
+    if class_names is None or len(class_names) == 0:
+        raise SchemaError(f"{source}: field 'class_names' is missing", "list the class of each label index")
+    if lsb_gev is None:
+        raise SchemaError(f"{source}: field 'lsb_gev' is missing", "give the energy of one count in GeV")
+    images = np.asarray(fields["images"])
+    n = len(images)
+    if images.ndim == 2:  # flattened windows
+        side = int(round(np.sqrt(images.shape[1])))
+        if side * side != images.shape[1]:
+            raise SchemaError(f"{source}: field 'images' has {images.shape[1]} crystals, not a square")
+        images = images.reshape(n, side, side)
+    labels = np.asarray(fields["labels"])
+    meta = {"lsb_gev": float(lsb_gev), "source": source}
+    probe = Dataset(
+        images,
+        np.zeros((n, len(FEATURES)), np.float32),
+        labels,
+        tuple(str(c) for c in class_names),
+        np.asarray(fields.get("pt", np.full(n, np.nan)), dtype=np.float32),
+        np.asarray(fields.get("impact", np.full((n, 2), np.nan)), dtype=np.float32),
+        meta,
+    )
+    validate(probe, source)  # images and labels checked before features are computed
+    probe.images = images.astype(np.uint16)
+    probe.labels = labels.astype(np.int8)
+    if "features" in fields:
+        probe.features = np.asarray(fields["features"])
+        if not np.issubdtype(probe.features.dtype, np.floating):
+            raise SchemaError(f"{source}: field 'features' must be floating point")
+        probe.features = probe.features.astype(np.float32)
+    else:
+        probe.features = compute_features(probe.images, float(lsb_gev))
+    return validate(probe, source)
+
+
+def read_npz(path: str | Path) -> Dataset:
+    path = Path(path)
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise SchemaError(f"{path}: not a readable NPZ file ({exc})") from exc
+    with z:
+        fields = {k: z[k] for k in z.files}
+    cn = fields.pop("class_names", None)
+    lsb = fields.pop("lsb_gev", None)
+    return _assemble(fields, None if cn is None else list(cn), None if lsb is None else lsb.item(), str(path))
+
+
+def write_npz(ds: Dataset, path: str | Path) -> Path:
+    path = Path(path)
+    with atomic_file(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(
+                fh,
+                images=ds.images,
+                features=ds.features,
+                labels=ds.labels,
+                pt=ds.pt,
+                impact=ds.impact,
+                class_names=np.array(ds.class_names),
+                lsb_gev=np.float64(ds.lsb_gev),
+            )
+    return path
+
+
+@dataclass(frozen=True)
+class RootSchema:
+    """Where our fields live in a user's ROOT file.
+
+    `branches` maps our field names to branch names: `images` (required; a fixed-size array of
+    N*N or N x N integer counts per entry), `labels` (required; integer class index),
+    optional `features` (one branch per feature, in FEATURE_NAMES order, as a list), `pt`,
+    `impact_ieta`, `impact_iphi`. `class_names` names the label indices; `lsb_gev` is the
+    energy of one count.
+    """
+
+    tree: str
+    branches: dict[str, Any]
+    class_names: tuple[str, ...]
+    lsb_gev: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RootSchema:
+        for key in ("tree", "branches", "class_names", "lsb_gev"):
+            if key not in d:
+                raise SchemaError(f"ROOT schema: key {key!r} is missing", "see trigger_ml.data.io.RootSchema")
+        return cls(d["tree"], dict(d["branches"]), tuple(d["class_names"]), float(d["lsb_gev"]))
+
+
+def read_root(path: str | Path, schema: RootSchema) -> Dataset:
+    import uproot
+
+    path = Path(path)
+    try:
+        f = uproot.open(path)
+    except FileNotFoundError:
+        raise SchemaError(f"{path}: no such file")
+    except Exception as exc:  # uproot raises many types for a corrupt file
+        raise SchemaError(f"{path}: not a readable ROOT file ({exc})") from exc
+    with f:
+        if schema.tree not in f:
+            raise SchemaError(f"{path}: tree {schema.tree!r} not found (keys: {f.keys()})")
+        tree = f[schema.tree]
+        available = set(tree.keys())
+        fields: dict[str, np.ndarray] = {}
+        for ours, branch in schema.branches.items():
+            names = branch if isinstance(branch, list) else [branch]
+            for b in names:
+                if b not in available:
+                    raise SchemaError(
+                        f"{path}: branch {b!r} for field {ours!r} is missing from tree {schema.tree!r}",
+                        f"fix the schema; branches present: {sorted(available)}",
+                    )
+            try:
+                arrays = [np.asarray(tree[b].array(library="np")) for b in names]
+            except Exception as exc:
+                raise SchemaError(f"{path}: branch for field {ours!r} is not a numeric array ({exc})")
+            if any(a.dtype == object for a in arrays):
+                raise SchemaError(
+                    f"{path}: branch for field {ours!r} is jagged (variable length per entry)",
+                    "store fixed-size arrays (N*N crystals per window)",
+                )
+            fields[ours] = arrays[0] if len(arrays) == 1 else np.stack(arrays, axis=1)
+    if "impact_ieta" in fields and "impact_iphi" in fields:
+        fields["impact"] = np.stack([fields.pop("impact_ieta"), fields.pop("impact_iphi")], axis=1)
+    return _assemble(fields, schema.class_names, schema.lsb_gev, str(path))
+
+
+def write_root(ds: Dataset, path: str | Path, tree: str = "Events") -> RootSchema:
+    """Write a flat TTree with our fields (used by tests and for users' tools)."""
+    import uproot
+
+    path = Path(path)
+    n, w, _ = ds.images.shape
+    branches: dict[str, Any] = {
+        "ecal_window": ds.images.reshape(n, w * w).astype(np.int32),
+        "label": ds.labels.astype(np.int32),
+        "pt": ds.pt.astype(np.float32),
+        "impact_ieta": ds.impact[:, 0].astype(np.float32),
+        "impact_iphi": ds.impact[:, 1].astype(np.float32),
+    }
+    with atomic_file(path) as tmp:
+        with uproot.recreate(tmp) as f:
+            f[tree] = branches
+    return RootSchema(
+        tree,
+        {
+            "images": "ecal_window",
+            "labels": "label",
+            "pt": "pt",
+            "impact_ieta": "impact_ieta",
+            "impact_iphi": "impact_iphi",
+        },
+        ds.class_names,
+        ds.lsb_gev,
+    )
+
+
+def read_dataset(path: str | Path, root_schema: RootSchema | None = None) -> Dataset:
+    """Read our HDF5, an NPZ, or (with a schema) a ROOT file, chosen by the file suffix."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in (".h5", ".hdf5"):
+        return read_h5(path)
+    if suffix == ".npz":
+        return read_npz(path)
+    if suffix == ".root":
+        if root_schema is None:
+            raise SchemaError(f"{path}: a ROOT file needs a schema", "pass --root-schema schema.yaml")
+        return read_root(path, root_schema)
+    raise SchemaError(f"{path}: unknown data file type {suffix!r}", "use .h5, .npz or .root")
