@@ -74,6 +74,33 @@ def data_plot(
         log.info("wrote %s", p)
 
 
+@app.command("train")
+def train_cmd(
+    card: Annotated[Path, typer.Argument(help="model card, e.g. models/eg_mlp.yaml")],
+    data: Annotated[Path, typer.Option(help="data file (.h5, .npz)")] = Path("data/ecal.h5"),
+    out: Annotated[Optional[Path], typer.Option(help="run directory (default runs/<model>)")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="override the card's epochs")] = None,
+    max_events: Annotated[Optional[int], typer.Option(help="use at most this many windows")] = None,
+) -> None:
+    """Train a model card's float twin and quantized model; write model.keras, metrics, plots."""
+    import json
+
+    from trigger_ml.config import load_card
+    from trigger_ml.data import read_dataset
+
+    c = load_card(card)
+    overrides = {k: v for k, v in (("epochs", epochs), ("max_events", max_events)) if v is not None}
+    if overrides:
+        c = c.with_overrides(training=overrides)
+    ds = read_dataset(data)
+    from trigger_ml.train.fit import train
+
+    out = out or Path("runs") / c.name
+    m = train(c, ds, out)
+    results.print_json(json.dumps({k: m[k] for k in ("model", "quantized", "float", "delta", "sparsity")}))
+    log.info("wrote %s", out)
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     try:
         app(args=argv, standalone_mode=False)
