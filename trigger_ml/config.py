@@ -104,6 +104,7 @@ class ModelCard:
     input: InputKind
     layers: tuple[dict[str, Any], ...]
     classes: tuple[str, ...] = ("eg", "pu")  # classifier: (signal, background); anomaly: training classes
+    image_integer_bits: int = 0  # image counts of b bits enter as ufixed<b, this> (counts / 2**(b - this))
     quantization: Quantization = Quantization()
     training: Training = Training()
     pruning: Pruning = Pruning()

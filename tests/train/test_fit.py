@@ -57,8 +57,9 @@ def test_anomaly_score_is_the_squared_error_of_its_own_quantized_reconstruction(
     x = model_inputs(card, small_data)[:2000]
     score = predict(model, x)[:, 0].astype(np.float64)
     rec = np.asarray(reconstruction_model(model).predict(x, verbose=0), dtype=np.float64)
-    grid = 2.0**10
-    rec_q = np.clip(np.floor(rec * grid + 0.5), 0, grid - 1) / grid  # the input grid, saturating
+    bits = small_data.meta["bits"]
+    grid = 2.0 ** (bits - card.image_integer_bits)
+    rec_q = np.clip(np.floor(rec * grid + 0.5), 0, 2**bits - 1) / grid  # the input grid, saturating
     sq = (x.astype(np.float64) - rec_q) ** 2
     sq_q = np.floor(sq * 2.0**SCORE_FRAC_BITS + 0.5) / 2.0**SCORE_FRAC_BITS
     np.testing.assert_array_equal(score, sq_q.sum(axis=1))

@@ -7,13 +7,14 @@ Inputs are the data's integer grids with the binary point moved so values are O(
 a power-of-two scale, exact in float32): a feature of format ufixed<W, I> enters as
 ufixed<W, 0> (value / 2**I); an image of b-bit counts as ufixed<b, 0> (counts / 2**b). The
 input quantizer is frozen on exactly that grid (rounding TRN, overflow WRAP: nothing is lost or
-invented, and da4ml takes it).
+invented, and da4ml takes it). A card may move an image's binary point with
+`image_integer_bits` (ufixed<b, I>: counts / 2**(b - I)).
 
 Anomaly models end in their score, computed in the graph: diff = x - reconstruction
 (QSubtract; the reconstruction saturates onto the input grid), diff**2 (QMultiply) rounded to
-8 fractional bits, summed by a frozen all-ones QDense(1). The score is 81 x the mean squared
-error of the quantized reconstruction, to 2**-8 per crystal, and fits in 24 bits so float32
-Keras is exact.
+SCORE_FRAC_BITS fractional bits, summed by a frozen all-ones QDense(1). The score is 81 x the
+mean squared error of the quantized reconstruction, to 2**-SCORE_FRAC_BITS per crystal; the
+card must keep it within 24 bits so that float32 Keras is exact.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ LAYERS: dict[str, set[str]] = {
     "flatten": {"name"},
 }
 ACTIVATIONS = ("relu", "linear")
-SCORE_FRAC_BITS = 8
+SCORE_FRAC_BITS = 6
+FLOAT32_EXACT_BITS = 24
 
 
 def check_layers(card: ModelCard, where: str) -> None:
@@ -67,7 +69,7 @@ def input_shift(card: ModelCard, ds_meta: dict[str, Any]) -> np.ndarray:
     """Power of two dividing each raw input to give the model input."""
     if card.input == "features":
         return np.array([2.0 ** fmt.integer for fmt in FEATURES.values()], dtype=np.float32)
-    return np.float32(2.0 ** int(ds_meta.get("bits", 10)))
+    return np.float32(2.0 ** (int(ds_meta.get("bits", 10)) - card.image_integer_bits))
 
 
 def model_inputs(card: ModelCard, ds: Dataset) -> np.ndarray:
@@ -84,8 +86,8 @@ def input_formats(card: ModelCard, ds_meta: dict[str, Any], shape: tuple[int, ..
     if card.input == "features":
         frac = np.array([fmt.width for fmt in FEATURES.values()], dtype=np.float32)
         return np.zeros_like(frac), frac
-    bits = float(ds_meta.get("bits", 10))
-    return np.zeros(shape, np.float32), np.full(shape, bits, np.float32)
+    frac = float(int(ds_meta.get("bits", 10)) - card.image_integer_bits)
+    return np.full(shape, card.image_integer_bits, np.float32), np.full(shape, frac, np.float32)
 
 
 def input_shape(card: ModelCard, ds_meta: dict[str, Any]) -> tuple[int, ...]:
@@ -112,7 +114,7 @@ def build_quantized(card: ModelCard, ds_meta: dict[str, Any]):
     het = {"homogeneous_axis": (0,)} if card.input == "features" else {"heterogeneous_axis": ()}
     in_conf = QuantizerConfig(
         "kif", "datalane", k0=0,
-        i0=keras.initializers.Constant(i_bits if card.input == "features" else 0.0),
+        i0=keras.initializers.Constant(i_bits if card.input == "features" else float(i_bits.flat[0])),
         f0=keras.initializers.Constant(f_bits if card.input == "features" else float(f_bits.flat[0])),
         round_mode="TRN", overflow_mode="WRAP", trainable=False, **het,
     )
@@ -143,11 +145,15 @@ def build_quantized(card: ModelCard, ds_meta: dict[str, Any]):
                 kw.pop("iq_conf", None)
                 h = keras.layers.Flatten(name=kw["name"])(h)
         if card.task == "anomaly":
-            rec_conf = QuantizerConfig("kif", "datalane", k0=0, i0=0, f0=float(f_bits.flat[0]),
+            score_bits = 2 * int(i_bits.flat[0]) + 1 + SCORE_FRAC_BITS + int(np.ceil(np.log2(np.prod(shape))))
+            if score_bits > FLOAT32_EXACT_BITS:
+                raise SchemaError(f"{card.name}: the anomaly score needs {score_bits} bits, over {FLOAT32_EXACT_BITS}",
+                                  "lower image_integer_bits so float32 Keras stays exact")
+            rec_conf = QuantizerConfig("kif", "datalane", k0=0, i0=float(i_bits.flat[0]), f0=float(f_bits.flat[0]),
                                        overflow_mode="SAT", trainable=False, heterogeneous_axis=())
             d = QSubtract(iq_confs=[in_conf, rec_conf], name="diff")([inp, h])
             sq = QMultiply(enable_iq=False, name="square")([d, d])
-            sq_conf = QuantizerConfig("kif", "datalane", k0=0, i0=1, f0=SCORE_FRAC_BITS,
+            sq_conf = QuantizerConfig("kif", "datalane", k0=0, i0=2 * float(i_bits.flat[0]) + 1, f0=SCORE_FRAC_BITS,
                                       overflow_mode="WRAP", trainable=False, heterogeneous_axis=())
             ones = QuantizerConfig("kif", "weight", k0=0, i0=1, f0=0, trainable=False)
             h = QDense(1, use_bias=False, kernel_initializer="ones", kq_conf=ones, iq_conf=sq_conf,
