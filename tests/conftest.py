@@ -43,3 +43,41 @@ def trained(small_data, tmp_path_factory):
         return cache[name]
 
     return get
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compile_cache(tmp_path_factory):
+    """Every session compiles into its own empty cache (never the user's ~/.cache)."""
+    root = tmp_path_factory.mktemp("cache")
+    old = os.environ.get("TRIGGER_ML_CACHE")
+    os.environ["TRIGGER_ML_CACHE"] = str(root)
+    yield root
+    if old is None:
+        os.environ.pop("TRIGGER_ML_CACHE", None)
+    else:
+        os.environ["TRIGGER_ML_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def exact_data():
+    """10,000 windows for the bit-exactness checks (another seed than the training data)."""
+    from trigger_ml.data import simulate_dataset
+
+    return simulate_dataset(10_000, seed=11)
+
+
+@pytest.fixture(scope="session")
+def compiled(trained, tmp_path_factory):
+    """Compile a tiny trained model once per session and strategy: (name, strategy) -> Result."""
+    from trigger_ml.compile import Options, compile_run
+
+    cache = {}
+
+    def get(name: str, strategy: str):
+        if (name, strategy) not in cache:
+            _, run, _ = trained(name)
+            out = tmp_path_factory.mktemp("firmware") / f"{name}-{strategy}"
+            cache[name, strategy] = compile_run(run, out, Options(strategy=strategy))
+        return cache[name, strategy]
+
+    return get

@@ -101,6 +101,64 @@ def train_cmd(
     log.info("wrote %s", out)
 
 
+@app.command("compile")
+def compile_cmd(
+    run: Annotated[Path, typer.Argument(help="training run directory (from `trigger-ml train`)")],
+    out: Annotated[Optional[Path], typer.Option(help="firmware directory (default firmware/<model>)")] = None,
+    strategy: Annotated[Optional[str], typer.Option(help="latency | distributed_arithmetic (default: model card)")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="hls4ml backend: Vitis | Vivado (default: model card)")] = None,
+    part: Annotated[Optional[str], typer.Option(help="FPGA part (default: model card)")] = None,
+    clock: Annotated[Optional[float], typer.Option(help="clock period in ns (default: model card)")] = None,
+    rtl: Annotated[bool, typer.Option(help="write da4ml's Verilog too")] = True,
+    synth: Annotated[bool, typer.Option(help="run vitis_hls/vivado_hls synthesis when on PATH")] = False,
+    cache: Annotated[bool, typer.Option(help="use the compile cache")] = True,
+) -> None:
+    """Compile a trained model: hls4ml project (hls/), da4ml Verilog (rtl/), C emulator (emulator/), manifest."""
+    from trigger_ml.compile import Options, compile_run
+    from trigger_ml.config import load_card
+    from trigger_ml.errors import SchemaError
+
+    if not (run / "card.yaml").exists():
+        raise SchemaError(f"{run}: not a training run directory (no card.yaml)",
+                          "train first: `trigger-ml train models/<model>.yaml --out <run dir>`")
+    out = out or Path("firmware") / load_card(run / "card.yaml").name
+    opts = Options(strategy=strategy, backend=backend, part=part, clock_ns=clock, rtl=rtl, synth=synth, use_cache=cache)
+    with console.status(f"compiling {run} -> {out}"):
+        res = compile_run(run, out, opts)
+    _print_compile(res)
+
+
+def _short(precision: str) -> str:
+    """`fixed<9,2,TRN,WRAP,0>` -> `fixed<9,2>` (hls4ml's defaults left out; other modes kept)."""
+    return (precision.replace(",TRN,WRAP,0>", ">").replace(",0>", ">").replace(",TRN,WRAP", "")
+            .replace("FixedPointQuantizer", "Quantizer"))
+
+
+def _print_compile(res) -> None:
+    from rich.table import Table
+
+    m = res.manifest
+    fw = m["config"]["firmware"]
+    table = Table(title=f"{m['model']}: precisions derived from the quantized model ({fw['strategy']}, {fw['backend']})")
+    for col in ("layer", "class", "result", "weight", "bias", "accum"):
+        table.add_column(col)
+    for row in m["layers"]:
+        table.add_row(*(_short(str(row.get(c, ""))) for c in ("layer", "class", "result", "weight", "bias", "accum")))
+    results.print(table)
+    e = m["interface"]["emulator"]
+    results.print(f"interface: {e['n_in']} x {_short(e['in_precision'])} in -> {e['n_out']} x "
+                  f"{_short(e['out_precision'])} out",
+                  highlight=False, soft_wrap=True)
+    if m["rtl"]["written"]:
+        est = m["rtl"]["estimate"]
+        results.print(f"rtl: {est['stages']} pipeline stages at {fw['clock_ns']} ns, {est['lut']:.0f} LUT and "
+                      f"{est['ff']} FF ({est['source']})", highlight=False, soft_wrap=True)
+    for note in res.notes:
+        log.info("%s", note)
+    times = ", ".join(f"{k} {v:.2f} s" for k, v in res.timings_s.items())
+    log.info("wrote %s (%s)%s", res.out, times, " [cached]" if res.cached else "")
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     try:
         app(args=argv, standalone_mode=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 from collections.abc import Callable, Iterator
 
 from rich.console import Console
@@ -11,7 +12,7 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 console = Console(stderr=True)  # progress, logs and errors
-results = Console()  # tables and figures a user asked for
+results = Console(width=None if sys.stdout.isatty() else 140)  # tables and figures a user asked for (wide when piped)
 
 
 def setup_logging(verbose: bool = False) -> None:

@@ -111,7 +111,9 @@ def build_quantized(card: ModelCard, ds_meta: dict[str, Any]):
     q = card.quantization
     shape = input_shape(card, ds_meta)
     i_bits, f_bits = input_formats(card, ds_meta, shape)
-    het = {"homogeneous_axis": (0,)} if card.input == "features" else {"heterogeneous_axis": ()}
+    # one frozen format per input element (kif shaped like the input): hls4ml 1.3's DA kernels
+    # cannot broadcast a scalar quantizer's kif over a Dense input ("Matrix shapes do not match")
+    het = {"homogeneous_axis": (0,)}
     in_conf = QuantizerConfig(
         "kif", "datalane", k0=0,
         i0=keras.initializers.Constant(i_bits if card.input == "features" else float(i_bits.flat[0])),
@@ -150,11 +152,11 @@ def build_quantized(card: ModelCard, ds_meta: dict[str, Any]):
                 raise SchemaError(f"{card.name}: the anomaly score needs {score_bits} bits, over {FLOAT32_EXACT_BITS}",
                                   "lower image_integer_bits so float32 Keras stays exact")
             rec_conf = QuantizerConfig("kif", "datalane", k0=0, i0=float(i_bits.flat[0]), f0=float(f_bits.flat[0]),
-                                       overflow_mode="SAT", trainable=False, heterogeneous_axis=())
+                                       overflow_mode="SAT", trainable=False, **het)
             d = QSubtract(iq_confs=[in_conf, rec_conf], name="diff")([inp, h])
             sq = QMultiply(enable_iq=False, name="square")([d, d])
             sq_conf = QuantizerConfig("kif", "datalane", k0=0, i0=2 * float(i_bits.flat[0]) + 1, f0=SCORE_FRAC_BITS,
-                                      overflow_mode="WRAP", trainable=False, heterogeneous_axis=())
+                                      overflow_mode="WRAP", trainable=False, **het)
             ones = QuantizerConfig("kif", "weight", k0=0, i0=1, f0=0, trainable=False)
             h = QDense(1, use_bias=False, kernel_initializer="ones", kq_conf=ones, iq_conf=sq_conf,
                        enable_ebops=False, trainable=False, name="score")(sq)

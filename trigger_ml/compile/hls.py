@@ -1,0 +1,149 @@
+"""hls4ml: the HLS firmware project of a quantized model, precisions derived from the model.
+
+hls4ml's BitExact pass runs because an hgq2 model's quantizers become FixedPointQuantizer
+nodes: it propagates every precision forward from the quantizers and trims unused bits, so the
+C simulation equals the quantized model. The default precision is set to `fixed<1,0>` so a
+layer the pass did not cover cannot pass unnoticed as a plausible `ap_fixed<16,6>`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from pathlib import Path
+from typing import Any
+
+from trigger_ml.config import ModelCard
+from trigger_ml.errors import ToolError, UnsupportedError
+
+log = logging.getLogger(__name__)
+
+STRATEGIES = {"latency": "Latency", "distributed_arithmetic": "distributed_arithmetic", "da": "distributed_arithmetic"}
+BACKENDS = ("Vitis", "Vivado")
+SUPPORTED_LAYERS = (
+    "InputLayer", "QDense", "QConv2D", "QMaxPool2D", "QMaxPooling2D", "Flatten", "QSubtract",
+    "QMultiply", "QAdd", "Reshape", "QEinsumDenseBatchnorm",
+)
+PROJECT = "myproject"
+
+
+def check_supported(model) -> None:
+    """One clear error for a model without quantizers, or a layer we do not compile."""
+    layers = [(layer.name, type(layer).__name__) for layer in model.layers]
+    if not any(cls.startswith("Q") for _, cls in layers):
+        first = next(((n, c) for n, c in layers if c != "InputLayer"), ("?", "?"))
+        raise UnsupportedError(
+            f"model {model.name!r} has no quantized layer (first layer {first[0]!r} is a plain {first[1]}): "
+            "its precision cannot be derived, and a float model is not bit-exact",
+            "build it with hgq2 layers (hgq.layers, or the QKeras-style qkeras.qlayers of hgq2)",
+        )
+    for name, cls in layers:
+        if cls not in SUPPORTED_LAYERS:
+            raise UnsupportedError(
+                f"layer {name!r} of type {cls} is not supported by the compiler",
+                f"supported layers: {', '.join(SUPPORTED_LAYERS)} (hgq2-native, or hgq2's qkeras module)",
+            )
+
+
+def hls_config(model, card: ModelCard, strategy: str, backend: str) -> dict[str, Any]:
+    import hls4ml
+
+    if strategy not in STRATEGIES:
+        raise UnsupportedError(f"unknown strategy {strategy!r}", f"use one of {sorted(STRATEGIES)}")
+    cfg = hls4ml.utils.config_from_keras_model(
+        model, granularity="name", backend=backend, default_precision="fixed<1,0>"
+    )
+    cfg["Model"]["Strategy"] = STRATEGIES[strategy]
+    cfg["Model"]["ReuseFactor"] = 1 if STRATEGIES[strategy] != "Latency" else card.firmware.reuse_factor
+    for layer in cfg["LayerName"].values():
+        layer.pop("Strategy", None)  # inherit the model's strategy
+        layer.pop("ParallelizationFactor", None)  # keep hgq2's fully parallel convolutions
+    return cfg
+
+
+def _normalise(out: Path, random_stamp: str, stamp: str) -> None:
+    """Make the written project reproducible: hls4ml's random library stamp becomes ours (the
+    compile key), and no file names the temporary directory it was written in."""
+    for p in out.rglob("*"):
+        if p.is_file() and p.suffix in (".yml", ".tcl", ".sh", ".cpp", ".h", ".json"):
+            text = p.read_text()
+            new = text.replace(random_stamp, stamp).replace(str(out.resolve()), ".").replace(str(out), ".")
+            if new != text:
+                p.write_text(new)
+
+
+def convert(model, card: ModelCard, out: Path, strategy: str, backend: str, stamp: str):
+    """Convert and write the project (sources only; `emulator` builds the C simulation)."""
+    import hls4ml
+
+    check_supported(model)
+    if backend not in BACKENDS:
+        raise UnsupportedError(f"unknown hls4ml backend {backend!r}", f"use one of {list(BACKENDS)}")
+    cfg = hls_config(model, card, strategy, backend)
+    chatter = io.StringIO()  # hls4ml prints its progress: keep it for --verbose
+    try:
+        with contextlib.redirect_stdout(chatter):
+            hls_model = hls4ml.converters.convert_from_keras_model(
+                model, output_dir=str(out), project_name=PROJECT, backend=backend,
+                io_type=card.firmware.io_type, hls_config=cfg, part=card.firmware.part,
+                clock_period=card.firmware.clock_ns, bit_exact=True,
+                write_weights_txt=False,  # weights compiled in: the emulator needs no data files
+                write_tar=False,
+            )
+            hls_model.write()
+    except (KeyError, AttributeError, NotImplementedError, AssertionError, ValueError) as exc:
+        raise UnsupportedError(
+            f"hls4ml cannot convert model {model.name!r} with strategy {strategy}: {type(exc).__name__}: {exc}",
+            "see `trigger-ml compile --help` for the supported layers and strategies",
+        ) from exc
+    finally:
+        log.debug("hls4ml:\n%s", chatter.getvalue())
+    _normalise(out, hls_model.config.get_config_value("Stamp"), stamp)
+    return hls_model
+
+
+def layer_precisions(hls_model) -> list[dict[str, Any]]:
+    """Per-layer result, weight, bias and accumulator precisions of a converted model."""
+    rows = []
+    for layer in hls_model.get_layers():
+        row: dict[str, Any] = {"layer": layer.name, "class": layer.class_name,
+                               "result": str(layer.get_output_variable().type.precision)}
+        for key in ("weight_t", "bias_t", "accum_t"):
+            t = layer.attributes.get(key)
+            if t is not None and hasattr(t, "precision"):
+                row[key[:-2]] = str(t.precision)
+        cost = layer.get_attr("da_kernel_cost")
+        if cost is not None:
+            row["da_kernel_cost_lut"] = float(cost)
+        rows.append(row)
+    return rows
+
+
+def io_formats(hls_model) -> dict[str, Any]:
+    """Interface formats: the input and output precisions and shapes."""
+    def fmt(var) -> dict[str, Any]:
+        p = var.type.precision
+        return {"name": var.name, "shape": [int(s) for s in var.shape], "precision": str(p),
+                "width": int(p.width), "integer": int(p.integer), "signed": bool(p.signed)}
+
+    return {"inputs": [fmt(v) for v in hls_model.get_input_variables()],
+            "outputs": [fmt(v) for v in hls_model.get_output_variables()]}
+
+
+def hls_tool() -> str | None:
+    """The vendor HLS tool on PATH, if any."""
+    import shutil
+
+    for tool in ("vitis_hls", "vivado_hls"):
+        if shutil.which(tool):
+            return tool
+    return None
+
+
+def synthesize(hls_model) -> dict[str, Any]:
+    """Run the vendor tool through hls4ml's build (only when it is on PATH)."""
+    tool = hls_tool()
+    if tool is None:
+        raise ToolError("neither vitis_hls nor vivado_hls is on PATH", "install Vitis/Vivado, or compile without --synth")
+    return hls_model.build(csim=False, synth=True, vsynth=True)

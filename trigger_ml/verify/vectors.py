@@ -1,0 +1,34 @@
+"""Test inputs at the extremes of a model's input format (from the compile manifest).
+
+Every input is unsigned fixed point ufixed<integer + frac, integer>; the extremes are all zero,
+all maximum, alternating maximum and zero (both phases), one LSB everywhere, maximum minus one
+LSB, and uniformly random words on the grid.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def grid_bits(input_grid: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """(integer bits, fraction bits) per flattened input."""
+    i = np.concatenate([np.full(e["inputs"], e["integer"]) for e in input_grid]).astype(np.int64)
+    f = np.concatenate([np.full(e["inputs"], e["frac"]) for e in input_grid]).astype(np.int64)
+    return i, f
+
+
+def extreme_inputs(input_grid: list[dict[str, Any]], shape: tuple[int, ...], n_random: int = 250,
+                   seed: int = 0) -> np.ndarray:
+    """Rows of model inputs (float64, exactly on the grid) at and inside the format's extremes."""
+    i, f = grid_bits(input_grid)
+    lsb = np.ldexp(1.0, -f)
+    top = np.ldexp(1.0, i) - lsb
+    n = len(i)
+    alt = np.arange(n) % 2 == 0
+    rows = [np.zeros(n), top, np.where(alt, top, 0.0), np.where(alt, 0.0, top), lsb, top - lsb]
+    rng = np.random.default_rng(seed)
+    words = rng.integers(0, np.ldexp(1.0, i + f).astype(np.int64), size=(n_random, n))
+    x = np.vstack([np.array(rows), words * lsb])
+    return x.reshape(len(x), *shape)
