@@ -159,6 +159,62 @@ def _print_compile(res) -> None:
     log.info("wrote %s (%s)%s", res.out, times, " [cached]" if res.cached else "")
 
 
+@app.command("verify")
+def verify_cmd(
+    firmware: Annotated[Path, typer.Argument(help="compiled model directory (from `trigger-ml compile`)")],
+    data: Annotated[Optional[Path], typer.Option(help="data file (.h5, .npz); default: simulate --events windows")] = None,
+    events: Annotated[int, typer.Option(help="windows to simulate when no --data is given")] = 10_000,
+    fuzz: Annotated[int, typer.Option(help="random words of the input format, besides the extremes")] = 1000,
+    rtl: Annotated[bool, typer.Option(help="include the Verilator RTL simulation")] = True,
+    junit: Annotated[Optional[Path], typer.Option(help="write a JUnit XML report here")] = None,
+) -> None:
+    """Check bit for bit: quantized Keras model = C simulation (emulator) = da4ml software model = RTL."""
+    import numpy as np
+    from rich.table import Table
+
+    from trigger_ml.errors import MismatchError
+    from trigger_ml.verify import exact
+    from trigger_ml.verify import junit as J
+
+    if data is not None:
+        from trigger_ml.data import read_dataset
+
+        ds = read_dataset(data)
+    else:
+        from trigger_ml.data import simulate_dataset
+
+        ds = simulate_dataset(events, seed=11)
+    with console.status("building and loading every level"):
+        levels = exact.load_levels(firmware, rtl_sim=rtl)
+        sets = exact.inputs_for(firmware, ds, fuzz)
+    with console.status("comparing"):
+        res = exact.compare(levels, sets)
+    table = Table(title=f"{firmware}: bit-exact check against the quantized Keras model")
+    for col in ("level", "inputs", "events", "mismatched", "s"):
+        table.add_column(col)
+    for r in res:
+        table.add_row(r.level, r.inputs, str(r.compared), str(r.mismatched), f"{r.seconds:.2f}",
+                      style=None if r.ok else "bold red")
+    results.print(table)
+    if junit is not None:
+        J.write(junit, f"trigger-ml.verify.{firmware.name}",
+                [(r.name(), r.seconds, None if r.ok else f"{r.mismatched}/{r.compared} events differ; first {r.first}")
+                 for r in res])
+    bad = [r for r in res if not r.ok]
+    if bad:
+        out = firmware / "verify"
+        out.mkdir(exist_ok=True)
+        r = bad[0]
+        x = sets[r.inputs]
+        rep = out / f"mismatch_{r.level}_{r.inputs}.npz"
+        np.savez(rep, inputs=x[r.first["index"]: r.first["index"] + 1], expected=np.array(r.first["expected"]),
+                 got=np.array(r.first["got"]), level=r.level)
+        raise MismatchError(f"{len(bad)} check(s) failed; first: {r.name()}: {r.mismatched}/{r.compared} events differ, "
+                            f"event {r.first['index']} expected {r.first['expected']} got {r.first['got']}",
+                            f"reproducer saved to {rep}")
+    log.info("all %d checks exact", len(res))
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     try:
         app(args=argv, standalone_mode=False)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from trigger_ml import __version__
 from trigger_ml.atomic import atomic_dir
@@ -29,6 +30,8 @@ from trigger_ml.config import ModelCard, load_card
 from trigger_ml.errors import SchemaError, TriggerMLError, UnsupportedError
 
 log = logging.getLogger(__name__)
+CARD = "card.yaml"
+MODEL = "hls/keras_model.keras"  # the quantized model file, byte for byte
 
 
 @dataclass(frozen=True)
@@ -128,19 +131,21 @@ def _compile_into(tmp: Path, card: ModelCard, data_meta: dict[str, Any], model_f
     t = time.perf_counter()
     hls_model = hls.convert(model, card, tmp / "hls", fw.strategy, fw.backend, key[:8])
     shutil.copyfile(model_file, tmp / "hls" / "keras_model.keras")  # hls4ml's re-save is not reproducible
+    (tmp / CARD).write_text(yaml.safe_dump(card.to_dict(), sort_keys=False))  # the card as compiled
     timings["hls_convert"] = time.perf_counter() - t
     precisions = hls.layer_precisions(hls_model)
     formats = hls.io_formats(hls_model)
     iface = emulator.Interface.from_formats(formats)
 
-    # the C++ build (subprocesses) runs while da4ml traces the model in this thread
+    # the C++ build (the critical path) runs while da4ml traces the model at a lower priority
     emulator.write_sources(tmp / "emulator", iface, card.name, model_sha, __version__)
-    with ThreadPoolExecutor(1) as pool:
+    with ThreadPoolExecutor(2) as pool:
         t_emu = time.perf_counter()
         emu = pool.submit(emulator.build, tmp / "hls", tmp / "emulator")
         emu.add_done_callback(lambda _: timings.__setitem__("emulator_build", time.perf_counter() - t_emu))
-        rtl_info = _rtl(model, card, formats, tmp / "rtl", opts, notes, timings)
+        rtl_job = pool.submit(_background, _rtl, model, card, formats, tmp / "rtl", opts, notes, timings)
         lib_cached = emu.result()
+        rtl_info = rtl_job.result()
 
     content = {
         "model": card.name,
@@ -156,6 +161,24 @@ def _compile_into(tmp: Path, card: ModelCard, data_meta: dict[str, Any], model_f
     }
     m = manifest.write(tmp, content)
     return Result(tmp, m, False, timings, notes + (["emulator library from the build cache"] if lib_cached else []))
+
+
+def _background(fn, *args):
+    """Run fn in this worker thread at a lower CPU priority (Linux threads have their own nice)."""
+    import os
+    import threading
+
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):
+        pass
+    try:
+        return fn(*args)
+    finally:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 0)
+        except OSError:
+            pass  # an unprivileged thread cannot raise its priority again; it ends with the pool
 
 
 def _rtl(model, card: ModelCard, formats: dict[str, Any], out: Path, opts: Options, notes: list[str],

@@ -9,6 +9,7 @@ new environment compiles da4ml's numba functions (~2 minutes); they are cached o
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,10 @@ from trigger_ml.config import ModelCard
 from trigger_ml.errors import UnsupportedError
 
 COMB_FILE = "comb.json"
+# da4ml's build_binder.mk builds Verilator's C++ with -O: 45 s for the test CNN on 2 cores; -O0
+# builds it in 7.5 s, and the simulation stays fast enough for verification (tools/bench_verify.py)
+RTL_MAKE = ("slow", "CFLAGS=-std=c++17 -fPIC -O0")
+VERILATOR_FLAGS = os.environ.get("TML_VERILATOR_FLAGS", "")
 
 
 def trace(model, input_kif: tuple[int, int, int] | None = None):
@@ -73,3 +78,76 @@ class SoftwareModel:
 def metadata(rtl_dir: Path) -> dict[str, Any]:
     p = Path(rtl_dir) / "metadata.json"
     return json.loads(p.read_text()) if p.exists() else {}
+
+
+class RTLSim:
+    """`predict(x)` of the Verilator simulation of da4ml's pipelined Verilog (built once, cached).
+
+    The build is keyed by the hash of the Verilog sources, so an unchanged design is never
+    rebuilt; the library lives in the cache, the firmware directory is not modified.
+    """
+
+    def __init__(self, lib: Path, comb) -> None:
+        import ctypes
+
+        from da4ml.codegen.rtl.rtl_model import get_io_kifs
+
+        self.lib_path = Path(lib)
+        self._lib = ctypes.CDLL(str(lib))
+        self._lib.inference.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t]
+        self.n_in, self.n_out = comb.shape
+        kin, kout = get_io_kifs(comb)
+        self.k_in, self.i_in, self.f_in = (int(np.max(v)) for v in kin)
+        self.k_out, self.i_out, self.f_out = (int(np.max(v)) for v in kout)
+        for side, bits in (("input", self.k_in + self.i_in + self.f_in), ("output", self.k_out + self.i_out + self.f_out)):
+            if bits > 32:
+                raise UnsupportedError(f"the RTL {side} is {bits} bits wide; da4ml's simulation passes at most 32",
+                                       "narrow the model's output quantizer")
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+        if x.shape[1] != self.n_in:
+            raise ValueError(f"the RTL takes {self.n_in} inputs per event, got {x.shape[1]}")
+        raw = np.ascontiguousarray(np.floor(np.ldexp(x, self.f_in)), dtype=np.int32)
+        out = np.empty((len(x), self.n_out), dtype=np.int32)
+        self._lib.inference(raw.ctypes.data, out.ctypes.data, len(x), 1)
+        width = self.k_out + self.i_out + self.f_out
+        signed_off = self.k_out * 2.0 ** (self.i_out + self.f_out)
+        val = np.mod(out.astype(np.float64) + signed_off, 2.0**width) - signed_off  # the RTL's own unpacking
+        return np.ldexp(val, -self.f_out)
+
+
+def build_rtl_sim(rtl_dir: Path, comb=None) -> tuple[RTLSim, float, bool]:
+    """Verilate and compile `rtl_dir` (or take the cached library); returns (sim, seconds, cache hit)."""
+    import shutil
+    import subprocess
+    import tempfile
+    import time
+
+    from trigger_ml.compile.cache import cache_root, digest
+    from trigger_ml.compile.verilator import build_env
+    from trigger_ml.errors import ToolError
+
+    rtl_dir = Path(rtl_dir)
+    comb = comb if comb is not None else SoftwareModel.load(rtl_dir).comb
+    files = sorted(p for p in (rtl_dir / "src").rglob("*") if p.is_file()) + sorted((rtl_dir / "sim").glob("*"))
+    key = digest(*(b for p in files if p.is_file() for b in (p.relative_to(rtl_dir).as_posix(), p.read_bytes())),
+                 " ".join(RTL_MAKE), VERILATOR_FLAGS)[:32]
+    lib = cache_root() / "rtl" / f"{key}.so"
+    t0 = time.perf_counter()
+    if lib.exists():
+        return RTLSim(lib, comb), time.perf_counter() - t0, True
+    lib.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="verilate-", dir=lib.parent) as tmp:
+        work = Path(tmp) / "rtl"
+        shutil.copytree(rtl_dir / "src", work / "src")
+        shutil.copytree(rtl_dir / "sim", work / "sim")
+        env = {**os.environ, **build_env(), "VM_PREFIX": "model_wrapper", "STAMP": "tml", "EXTRA_CXXFLAGS": "",
+               "VERILATOR_FLAGS": VERILATOR_FLAGS, "N_JOBS": str(max(1, min(2, os.cpu_count() or 1)))}
+        r = subprocess.run(["make", "-f", "build_binder.mk", *RTL_MAKE], cwd=work / "sim", env=env,
+                           capture_output=True, text=True)
+        if r.returncode:
+            raise ToolError(f"building the Verilator simulation of {rtl_dir} failed:\n{(r.stderr or r.stdout)[-3000:]}",
+                            "check that g++, make and perl work; see trigger_ml/compile/verilator.py")
+        os.replace(work / "sim" / "libmodel_wrapper_tml.so", lib)
+    return RTLSim(lib, comb), time.perf_counter() - t0, False

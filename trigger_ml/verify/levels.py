@@ -78,3 +78,13 @@ def software_model(fw_dir: str | Path) -> SoftwareModel:
     if not m["rtl"]["written"]:
         raise SchemaError(f"{fw_dir}: no RTL was compiled ({m['rtl'].get('reason')})")
     return SoftwareModel.load(fw_dir / "rtl")
+
+
+def rtl_sim(fw_dir: str | Path):
+    """The RTL-simulation level: Verilator build of `rtl/` (cached by the hash of its sources)."""
+    from trigger_ml.compile.rtl import build_rtl_sim
+
+    sw = software_model(fw_dir)
+    sim, seconds, hit = build_rtl_sim(Path(fw_dir) / "rtl", sw.comb)
+    sim.build_seconds, sim.cached = seconds, hit
+    return sim

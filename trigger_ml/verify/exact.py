@@ -1,0 +1,88 @@
+"""The exact check: every level against the quantized model, raw outputs, exact equality.
+
+Inputs are data windows and fuzzed words of the input format (`vectors.extreme_inputs`).
+Each pair (reference, level) gives counts of events compared and mismatched, and the first
+mismatching event with expected and got.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trigger_ml.compile import manifest
+from trigger_ml.compile.driver import CARD, MODEL
+from trigger_ml.config import load_card
+from trigger_ml.verify import levels as L
+from trigger_ml.verify.vectors import extreme_inputs
+
+log = logging.getLogger(__name__)
+REFERENCE = "keras"
+
+
+@dataclass
+class PairResult:
+    level: str
+    inputs: str
+    compared: int
+    mismatched: int
+    seconds: float
+    first: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.mismatched == 0 and self.compared > 0
+
+    def name(self) -> str:
+        return f"{REFERENCE} == {self.level} on {self.inputs}"
+
+
+def load_levels(fw_dir: Path, rtl_sim: bool = True) -> dict[str, L.Level]:
+    """Every level of a compiled model directory, the reference first."""
+    fw_dir = Path(fw_dir)
+    m = manifest.read(fw_dir)
+    out: dict[str, L.Level] = {REFERENCE: L.QuantizedModel.load(fw_dir / MODEL), "csim": L.csim(fw_dir)}
+    if m["rtl"]["written"]:
+        out["da4ml"] = L.software_model(fw_dir)
+        if rtl_sim:
+            out["rtl"] = L.rtl_sim(fw_dir)
+    return out
+
+
+def inputs_for(fw_dir: Path, ds, n_fuzz: int, seed: int = 0) -> dict[str, np.ndarray]:
+    from trigger_ml.train.models import input_shape, model_inputs
+
+    fw_dir = Path(fw_dir)
+    card = load_card(fw_dir / CARD)
+    m = manifest.read(fw_dir)
+    sets = {}
+    if ds is not None:
+        sets["data"] = model_inputs(card, ds).astype(np.float64)
+    meta = ds.meta if ds is not None else {}
+    sets["fuzzed"] = extreme_inputs(m["input_grid"], input_shape(card, meta), n_random=n_fuzz, seed=seed)
+    return sets
+
+
+def compare(levels: dict[str, L.Level], sets: dict[str, np.ndarray]) -> list[PairResult]:
+    results = []
+    ref = levels[REFERENCE]
+    for set_name, x in sets.items():
+        y_ref = ref.predict(x)
+        for name, level in levels.items():
+            if name == REFERENCE:
+                continue
+            t = time.perf_counter()
+            y = level.predict(x)
+            dt = time.perf_counter() - t
+            bad = np.flatnonzero(np.any(y != y_ref, axis=1)) if y.shape == y_ref.shape else np.arange(len(x))
+            pr = PairResult(name, set_name, len(x), int(len(bad)), dt)
+            if len(bad):
+                i = int(bad[0])
+                pr.first = {"index": i, "expected": y_ref[i].tolist(), "got": y[i].tolist() if y.shape == y_ref.shape else None}
+            results.append(pr)
+    return results
