@@ -115,13 +115,9 @@ def compile_cmd(
 ) -> None:
     """Compile a trained model: hls4ml project (hls/), da4ml Verilog (rtl/), C emulator (emulator/), manifest."""
     from trigger_ml.compile import Options, compile_run
-    from trigger_ml.config import load_card
-    from trigger_ml.errors import SchemaError
+    from trigger_ml.compile.driver import read_run
 
-    if not (run / "card.yaml").exists():
-        raise SchemaError(f"{run}: not a training run directory (no card.yaml)",
-                          "train first: `trigger-ml train models/<model>.yaml --out <run dir>`")
-    out = out or Path("firmware") / load_card(run / "card.yaml").name
+    out = out or Path("firmware") / read_run(run)[0].name
     opts = Options(strategy=strategy, backend=backend, part=part, clock_ns=clock, rtl=rtl, synth=synth, use_cache=cache)
     with console.status(f"compiling {run} -> {out}"):
         res = compile_run(run, out, opts)

@@ -68,11 +68,3 @@ def store_tree(src: Path, key: str) -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-
-def fetch_tree(key: str, dest: Path) -> bool:
-    """Copy a cached output tree to `dest` (which must not exist); False on a miss."""
-    src = firmware_entry(key)
-    if not (src / "manifest.json").exists():
-        return False
-    shutil.copytree(src, dest, symlinks=True)
-    return True

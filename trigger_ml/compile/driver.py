@@ -60,7 +60,8 @@ class Result:
     notes: list[str] = field(default_factory=list)
 
 
-def _read_run(run_dir: Path) -> tuple[ModelCard, dict[str, Any], Path]:
+def read_run(run_dir: Path) -> tuple[ModelCard, dict[str, Any], Path]:
+    """A training run's card, data metadata and model file (one clear error if it is not a run)."""
     run_dir = Path(run_dir)
     model_file, card_file = run_dir / "model.keras", run_dir / "card.yaml"
     for p in (model_file, card_file):
@@ -85,20 +86,19 @@ def input_grid(card: ModelCard, data_meta: dict[str, Any]) -> list[dict[str, int
     return [{"inputs": 1, "integer": int(i), "frac": int(f)} for i, f in zip(i_bits, f_bits)]
 
 
-def compile_key(model_file: Path, card: ModelCard, opts: Options) -> str:
-    tools = json.dumps(manifest.tool_versions(), sort_keys=True)
+def compile_key(model_file: Path, card: ModelCard, opts: Options, tools: dict[str, str]) -> str:
     conf = json.dumps({"firmware": card.to_dict()["firmware"], "rtl": opts.rtl, "flags": emulator.CXXFLAGS},
                       sort_keys=True)
-    return cache.digest(model_file.read_bytes(), conf, tools, __version__)
+    return cache.digest(model_file.read_bytes(), conf, json.dumps(tools, sort_keys=True), __version__)
 
 
 def compile_run(run_dir: str | Path, out: str | Path, opts: Options = Options()) -> Result:
     """Compile a trained run into `out` (atomic; served from the cache when unchanged)."""
-    card, data_meta, model_file = _read_run(Path(run_dir))
+    card, data_meta, model_file = read_run(Path(run_dir))
     card = card.with_overrides(firmware=opts.firmware_overrides()) if opts.firmware_overrides() else card
-    if card.firmware.strategy not in hls.STRATEGIES:
-        raise UnsupportedError(f"unknown strategy {card.firmware.strategy!r}", f"use one of {sorted(hls.STRATEGIES)}")
-    key = compile_key(model_file, card, opts)
+    hls.check_strategy(card.firmware.strategy)
+    tools = manifest.tool_versions()
+    key = compile_key(model_file, card, opts, tools)
     out = Path(out)
     t0 = time.perf_counter()
     if opts.use_cache and (cache.firmware_entry(key) / manifest.MANIFEST).exists():
@@ -108,7 +108,7 @@ def compile_run(run_dir: str | Path, out: str | Path, opts: Options = Options())
         res.notes.append(f"served from the compile cache ({cache.firmware_entry(key)})")
         return _synth(res, opts)
     with atomic_dir(out) as tmp:
-        res = _compile_into(tmp, card, data_meta, model_file, key, opts)
+        res = _compile_into(tmp, card, data_meta, model_file, key, tools, opts)
         if opts.use_cache:
             cache.store_tree(tmp, key)
     res.out = out
@@ -117,14 +117,12 @@ def compile_run(run_dir: str | Path, out: str | Path, opts: Options = Options())
 
 
 def _compile_into(tmp: Path, card: ModelCard, data_meta: dict[str, Any], model_file: Path, key: str,
-                  opts: Options) -> Result:
+                  tools: dict[str, str], opts: Options) -> Result:
     from trigger_ml.train.fit import load_model
 
     timings: dict[str, float] = {}
     notes: list[str] = []
-    t = time.perf_counter()
     model = load_model(model_file)
-    hls.check_supported(model)
     model_sha = cache.file_sha256(model_file)
     fw = card.firmware
 
@@ -151,7 +149,7 @@ def _compile_into(tmp: Path, card: ModelCard, data_meta: dict[str, Any], model_f
         "model": card.name,
         "model_sha256": model_sha,
         "compile_key": key,
-        "tools": manifest.tool_versions(),
+        "tools": tools,
         "config": {"firmware": card.to_dict()["firmware"], "hls4ml": _plain(hls_model.config.config.get("HLSConfig", {})),
                    "emulator_cxxflags": list(emulator.CXXFLAGS)},
         "input_grid": input_grid(card, data_meta),

@@ -13,6 +13,7 @@ their sources and flags (`cache.py`): an unchanged model does not touch the comp
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import re
 import shutil
@@ -98,10 +99,14 @@ def _tool(env: str, default: str) -> str:
     return tool
 
 
+@functools.cache
+def compiler_version(cxx: str) -> str:
+    """`<cxx> --version` (asked once per process): part of every build key, and of the manifest."""
+    return subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout
+
+
 def library_key(hls_dir: Path, emu_dir: Path, flags: tuple[str, ...]) -> str:
-    cxx = _tool("CXX", "g++")
-    parts: list[bytes | str] = [subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout,
-                                " ".join(flags)]
+    parts: list[bytes | str] = [compiler_version(_tool("CXX", "g++")), " ".join(flags)]
     files = [p for p in sorted((hls_dir / "firmware").rglob("*")) if p.is_file() and p.suffix in (".h", ".cpp", ".hpp")]
     files += [hls_dir / "myproject_bridge.cpp", emu_dir / "tml_emulator.h", emu_dir / "tml_emulator.cpp"]
     for p in files:
@@ -112,7 +117,7 @@ def library_key(hls_dir: Path, emu_dir: Path, flags: tuple[str, ...]) -> str:
 def _run(cmd: list[str], what: str) -> None:
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode:
-        raise ToolError(f"g++ failed {what}:\n{r.stderr[-3000:]}")
+        raise ToolError(f"{Path(cmd[0]).name} failed {what}:\n{r.stderr[-3000:]}")
 
 
 def precompiled_header(hls_dir: Path, flags: tuple[str, ...]) -> list[str]:
@@ -132,7 +137,7 @@ def precompiled_header(hls_dir: Path, flags: tuple[str, ...]) -> list[str]:
     cxx = _tool("CXX", "g++")
     deps = [p for p in sorted((fw / "ap_types").rglob("*")) if p.is_file()]
     deps += [p for p in sorted((fw / "nnet_utils").glob("*.h")) if p.name != "nnet_code_gen.h"]
-    key = digest(subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout, " ".join(flags), text,
+    key = digest(compiler_version(cxx), " ".join(flags), text,
                  *(b for p in deps for b in (p.relative_to(fw).as_posix(), p.read_bytes())))[:32]
     pch_dir = cache_root() / "pch" / key
     if not (pch_dir / "tml_pch.h.gch").exists():
@@ -176,11 +181,8 @@ def build_library(hls_dir: Path, emu_dir: Path, flags: tuple[str, ...] = CXXFLAG
 
 def build_runner(emu_dir: Path) -> Path:
     """Compile run_vectors.c against the library in `emu_dir` (a fraction of a second)."""
-    cc = _tool("CC", "gcc")
-    r = subprocess.run([cc, "-O1", f"-I{emu_dir}", str(emu_dir / "run_vectors.c"), "-o", str(emu_dir / RUNNER),
-                        f"-L{emu_dir}", "-ltml_emulator", "-Wl,-rpath,$ORIGIN"], capture_output=True, text=True)
-    if r.returncode:
-        raise ToolError(f"building run_vectors failed:\n{r.stderr[-3000:]}")
+    _run([_tool("CC", "gcc"), "-O1", f"-I{emu_dir}", str(emu_dir / "run_vectors.c"), "-o", str(emu_dir / RUNNER),
+          f"-L{emu_dir}", "-ltml_emulator", "-Wl,-rpath,$ORIGIN"], "building run_vectors")
     return emu_dir / RUNNER
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from trigger_ml.config import ModelCard
-from trigger_ml.errors import ToolError, UnsupportedError
+from trigger_ml.errors import UnsupportedError
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +46,15 @@ def check_supported(model) -> None:
             )
 
 
+def check_strategy(strategy: str) -> None:
+    if strategy not in STRATEGIES:
+        raise UnsupportedError(f"unknown strategy {strategy!r}", f"use one of {sorted(STRATEGIES)}")
+
+
 def hls_config(model, card: ModelCard, strategy: str, backend: str) -> dict[str, Any]:
     import hls4ml
 
-    if strategy not in STRATEGIES:
-        raise UnsupportedError(f"unknown strategy {strategy!r}", f"use one of {sorted(STRATEGIES)}")
+    check_strategy(strategy)
     cfg = hls4ml.utils.config_from_keras_model(
         model, granularity="name", backend=backend, default_precision="fixed<1,0>"
     )
@@ -139,11 +143,3 @@ def hls_tool() -> str | None:
         if shutil.which(tool):
             return tool
     return None
-
-
-def synthesize(hls_model) -> dict[str, Any]:
-    """Run the vendor tool through hls4ml's build (only when it is on PATH)."""
-    tool = hls_tool()
-    if tool is None:
-        raise ToolError("neither vitis_hls nor vivado_hls is on PATH", "install Vitis/Vivado, or compile without --synth")
-    return hls_model.build(csim=False, synth=True, vsynth=True)

@@ -8,12 +8,12 @@ complete compile; it holds no times or paths, so the same model and config give 
 from __future__ import annotations
 
 import json
-import subprocess
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from trigger_ml.compile.cache import tree_hashes
+from trigger_ml.compile.emulator import compiler_version
 from trigger_ml.errors import SchemaError
 
 MANIFEST = "manifest.json"
@@ -29,7 +29,7 @@ def tool_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[name] = "not installed"
     try:
-        cxx = subprocess.run(["g++", "--version"], capture_output=True, text=True).stdout.splitlines()
+        cxx = compiler_version("g++").splitlines()
         out["g++"] = cxx[0] if cxx else "unknown"
     except FileNotFoundError:
         out["g++"] = "not found"

@@ -7,7 +7,6 @@ mismatching event with expected and got.
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,6 @@ from trigger_ml.config import load_card
 from trigger_ml.verify import levels as L
 from trigger_ml.verify.vectors import extreme_inputs
 
-log = logging.getLogger(__name__)
 REFERENCE = "keras"
 
 
@@ -48,9 +46,10 @@ def load_levels(fw_dir: Path, rtl_sim: bool = True) -> dict[str, L.Level]:
     m = manifest.read(fw_dir)
     out: dict[str, L.Level] = {REFERENCE: L.QuantizedModel.load(fw_dir / MODEL), "csim": L.csim(fw_dir)}
     if m["rtl"]["written"]:
-        out["da4ml"] = L.software_model(fw_dir)
+        sw = L.software_model(fw_dir)
+        out["da4ml"] = sw
         if rtl_sim:
-            out["rtl"] = L.rtl_sim(fw_dir)
+            out["rtl"] = L.rtl_sim(fw_dir, sw.comb)
     return out
 
 

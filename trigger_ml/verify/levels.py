@@ -80,11 +80,12 @@ def software_model(fw_dir: str | Path) -> SoftwareModel:
     return SoftwareModel.load(fw_dir / "rtl")
 
 
-def rtl_sim(fw_dir: str | Path):
-    """The RTL-simulation level: Verilator build of `rtl/` (cached by the hash of its sources)."""
+def rtl_sim(fw_dir: str | Path, comb=None):
+    """The RTL-simulation level: Verilator build of `rtl/` (cached by the hash of its sources);
+    `comb` is the design's logic when the caller has loaded it already (else read from `rtl/`)."""
     from trigger_ml.compile.rtl import build_rtl_sim
 
-    sw = software_model(fw_dir)
-    sim, seconds, hit = build_rtl_sim(Path(fw_dir) / "rtl", sw.comb)
+    comb = comb if comb is not None else software_model(fw_dir).comb
+    sim, seconds, hit = build_rtl_sim(Path(fw_dir) / "rtl", comb)
     sim.build_seconds, sim.cached = seconds, hit
     return sim
