@@ -27,7 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _run_dir(name: str, runs: Path, work: Path) -> Path:
+def trained_run(name: str, runs: Path, work: Path) -> Path:
     if (runs / name / "model.keras").exists():
         return runs / name
     from trigger_ml.config import load_card
@@ -83,7 +83,7 @@ def main() -> None:
     rows = []
     try:
         for name in args.models.split(","):
-            run = _run_dir(name, args.runs, work)
+            run = trained_run(name, args.runs, work)
             model = load_model(run / "model.keras")
             for strategy in args.strategies.split(","):
                 tag = f"{name}/{strategy}"

@@ -162,16 +162,21 @@ def verify_cmd(
     events: Annotated[int, typer.Option(help="windows to simulate when no --data is given")] = 10_000,
     fuzz: Annotated[int, typer.Option(help="random words of the input format, besides the extremes")] = 1000,
     rtl: Annotated[bool, typer.Option(help="include the Verilator RTL simulation")] = True,
+    fidelity: Annotated[bool, typer.Option(help="check physics fidelity against the float twin (card thresholds)")] = True,
+    budget: Annotated[bool, typer.Option(help="check latency/II/resources against the card's budget")] = True,
     junit: Annotated[Optional[Path], typer.Option(help="write a JUnit XML report here")] = None,
 ) -> None:
-    """Check bit for bit: quantized Keras model = C simulation (emulator) = da4ml software model = RTL."""
-    import numpy as np
+    """Check bit for bit: quantized Keras model = C simulation (emulator) = da4ml software model = RTL;
+    then physics fidelity and the budget. Exit 0 all pass, 1 mismatch, 2 fidelity or budget exceeded,
+    3 usage or tool error."""
     from rich.table import Table
 
-    from trigger_ml.errors import MismatchError
-    from trigger_ml.verify import exact
+    from trigger_ml.errors import GateError, MismatchError
     from trigger_ml.verify import junit as J
+    from trigger_ml.verify.run import verify_firmware
 
+    if events < 1 or fuzz < 0:
+        raise TriggerMLError("--events must be >= 1 and --fuzz >= 0")
     if data is not None:
         from trigger_ml.data import read_dataset
 
@@ -180,35 +185,124 @@ def verify_cmd(
         from trigger_ml.data import simulate_dataset
 
         ds = simulate_dataset(events, seed=11)
-    with console.status("building and loading every level"):
-        levels = exact.load_levels(firmware, rtl_sim=rtl)
-        sets = exact.inputs_for(firmware, ds, fuzz)
-    with console.status("comparing"):
-        res = exact.compare(levels, sets)
+    with console.status("building every level, comparing, checking fidelity and budget"):
+        out = verify_firmware(firmware, ds, fuzz, rtl=rtl, check_fidelity=fidelity, check_budget=budget)
     table = Table(title=f"{firmware}: bit-exact check against the quantized Keras model")
     for col in ("level", "inputs", "events", "mismatched", "s"):
         table.add_column(col)
-    for r in res:
+    for r in out.exact:
         table.add_row(r.level, r.inputs, str(r.compared), str(r.mismatched), f"{r.seconds:.2f}",
                       style=None if r.ok else "bold red")
     results.print(table)
+    if out.gates:
+        gates = Table(title="fidelity (physics, quantized vs float twin) and budget (firmware figures)")
+        for col in ("check", "value", "limit", "result", "source / detail"):
+            gates.add_column(col)
+        for c in out.gates:
+            verdict = {True: "pass", False: "FAIL", None: "n/a"}[c.ok]
+            gates.add_row(c.name, "" if c.value is None else f"{c.value:.4g}", "" if c.limit is None else f"{c.limit:g}",
+                          verdict, c.detail, style="bold red" if c.ok is False else None)
+        results.print(gates)
     if junit is not None:
-        J.write(junit, f"trigger-ml.verify.{firmware.name}",
-                [(r.name(), r.seconds, None if r.ok else f"{r.mismatched}/{r.compared} events differ; first {r.first}")
-                 for r in res])
-    bad = [r for r in res if not r.ok]
-    if bad:
-        out = firmware / "verify"
-        out.mkdir(exist_ok=True)
-        r = bad[0]
-        x = sets[r.inputs]
-        rep = out / f"mismatch_{r.level}_{r.inputs}.npz"
-        np.savez(rep, inputs=x[r.first["index"]: r.first["index"] + 1], expected=np.array(r.first["expected"]),
-                 got=np.array(r.first["got"]), level=r.level)
-        raise MismatchError(f"{len(bad)} check(s) failed; first: {r.name()}: {r.mismatched}/{r.compared} events differ, "
-                            f"event {r.first['index']} expected {r.first['expected']} got {r.first['got']}",
-                            f"reproducer saved to {rep}")
-    log.info("all %d checks exact", len(res))
+        J.write(junit, f"trigger-ml.verify.{firmware.name}", out.cases())
+    if out.mismatched:
+        r = out.mismatched[0]
+        raise MismatchError(f"{len(out.mismatched)} exact check(s) failed; first: {r.name()}: {r.mismatched}/{r.compared} "
+                            f"events differ, event {r.first['index']} expected {r.first['expected']} got {r.first['got']}"
+                            f"\n  {out.diagnosis}", f"reproducer saved to {out.reproducer}")
+    if out.failed_gates:
+        raise GateError("; ".join(f"{c.name}: {c.message()}" for c in out.failed_gates),
+                        "improve the model or relax the card's fidelity/budget (exactness passed)")
+    log.info("all %d exact checks pass; %d gates pass, %d not checkable", len(out.exact),
+             sum(1 for c in out.gates if c.ok), sum(1 for c in out.gates if c.ok is None))
+
+
+@app.command("report")
+def report_cmd(
+    firmware: Annotated[list[Path], typer.Argument(help="compiled model directories (several: a summary table too)")],
+    synth: Annotated[bool, typer.Option(help="synthesise the da4ml RTL with yosys (cached by RTL hash)")] = True,
+    summary: Annotated[Optional[Path], typer.Option(help="write the summary table (Markdown) here; default with several "
+                                                    "models: menu.md beside them")] = None,
+) -> None:
+    """Latency, II and resources of compiled models, each figure labelled by its source, with plots:
+    <firmware>/report/report.{json,md,html}."""
+    from rich.table import Table
+
+    from trigger_ml.atomic import atomic_file
+    from trigger_ml.report import build as R
+
+    reps = []
+    for fw in firmware:
+        with console.status(f"{fw}: report{' (yosys synthesis of the RTL)' if synth else ''}"):
+            rep = R.write(fw, synth=synth)
+        reps.append(rep)
+        table = Table(title=f"{fw}: latency and resources ({rep['target']['part']}, {rep['target']['clock_ns']:g} ns)")
+        for col in ("quantity", "value", "source"):
+            table.add_column(col)
+        for q, f in rep["figures"].items():
+            table.add_row(R.LABELS[q], R._fmt(f["value"]), f["source"])
+        for c in rep["budget"]:
+            table.add_row(c["check"], "" if c["value"] is None else R._fmt(c["value"]),
+                          {True: "pass", False: "FAIL", None: "n/a"}[c["ok"]], style="bold red" if c["ok"] is False else None)
+        results.print(table)
+        log.info("wrote %s", Path(fw) / R.REPORT_DIR / "report.html")
+    if len(reps) > 1 or summary is not None:
+        head, rows = R.menu(reps)
+        table = Table(title="trigger menu")
+        for col in head:
+            table.add_column(col)
+        for r in rows:
+            table.add_row(*r)
+        results.print(table)
+        dest = summary or Path(firmware[0]).parent / "menu.md"
+        with atomic_file(dest) as tmp:
+            tmp.write_text("| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n" +
+                           "".join("| " + " | ".join(r) + " |\n" for r in rows))
+        log.info("wrote %s", dest)
+
+
+@app.command("run")
+def run_cmd(
+    models: Annotated[str, typer.Option(help="comma-separated model cards from --cards")] = "eg_mlp,eg_cnn,ad_autoencoder",
+    data: Annotated[Optional[Path], typer.Option(help="your data file (.h5, .npz, .root); default: simulate")] = None,
+    events: Annotated[int, typer.Option(help="windows to simulate when no --data is given")] = 200_000,
+    fast: Annotated[bool, typer.Option(help="tiny configs for smoke tests (20k windows, 2 epochs)")] = False,
+    from_: Annotated[str, typer.Option("--from", help="re-run from this stage: data|train|compile|verify|report")] = "data",
+    to: Annotated[str, typer.Option(help="stop after this stage")] = "report",
+    cards: Annotated[Path, typer.Option(help="directory of model cards")] = Path("models"),
+    runs: Annotated[Path, typer.Option(help="training runs (and the stage stamps)")] = Path("runs"),
+    firmware: Annotated[Path, typer.Option(help="compiled models")] = Path("firmware"),
+    synth: Annotated[bool, typer.Option(help="yosys synthesis in the report stage")] = True,
+) -> None:
+    """The whole chain for each model: data -> train -> compile -> verify -> report, resumable
+    (finished stages are reused by content hash), then a summary table. Exit 0 all pass, 1 a
+    mismatch, 2 a fidelity or budget gate failed."""
+    from rich.table import Table
+
+    from trigger_ml import pipeline as P
+    from trigger_ml.atomic import atomic_file
+
+    plan = P.Plan(models=tuple(m.strip() for m in models.split(",") if m.strip()), data=data, events=events, fast=fast,
+                  from_stage=from_, to_stage=to, cards=cards, runs=runs, firmware=firmware, synth=synth)
+    out = P.run(plan)
+    head, rows = P.summary_table(out)
+    table = Table(title="trigger-ml run: summary")
+    for col in head:
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(*r)
+    results.print(table)
+    with atomic_file(runs / "summary.md") as tmp:
+        tmp.write_text("| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n"
+                       + "".join("| " + " | ".join(r) + " |\n" for r in rows))
+    with atomic_file(runs / "summary.json") as tmp:
+        tmp.write_text(__import__("json").dumps({"rows": out.rows, "timings_s": out.timings_s, "skipped": out.skipped},
+                                                indent=1, default=str))
+    total = sum(out.timings_s.values())
+    log.info("stages run: %d (%.0f s), reused: %d; summary in %s", len(out.timings_s), total, len(out.skipped),
+             runs / "summary.md")
+    if out.exit_code:
+        raise typer.Exit(out.exit_code)
 
 
 def main(argv: Optional[list[str]] = None) -> None:

@@ -29,31 +29,140 @@ def test_all_levels_including_rtl_agree_exactly(compiled, small_data, name):
         assert r.compared > 0 and r.mismatched == 0, r.name()
 
 
+def _copy_with_card(src, dest, **sections):
+    """A copy of a compiled model directory whose card.yaml has `sections` replaced."""
+    import yaml
+
+    shutil.copytree(src, dest)
+    card = yaml.safe_load((dest / "card.yaml").read_text())
+    card.update(sections)
+    (dest / "card.yaml").write_text(yaml.safe_dump(card, sort_keys=False))
+    return dest
+
+
+GENEROUS = {"fidelity": {"max_auc_loss": 1.0, "max_efficiency_loss": 1.0, "min_anomaly_auc": {}},
+            "budget": {"lut": 10**7, "dsp": 10**4, "latency_ns": 10**4, "ii": 1}}
+
+
 def test_cli_verify_writes_junit_with_one_case_per_check(compiled, tmp_path, capsys):
-    res = compiled("eg_mlp", "latency")
-    main(["verify", str(res.out), "--events", "1000", "--fuzz", "100", "--junit", str(tmp_path / "v.xml")])
+    fw = _copy_with_card(compiled("eg_mlp", "latency").out, tmp_path / "fw", **GENEROUS)
+    main(["verify", str(fw), "--events", "1000", "--fuzz", "100", "--junit", str(tmp_path / "v.xml")])
     suite = ET.parse(tmp_path / "v.xml").getroot().find("testsuite")
     names = [c.get("name") for c in suite.findall("testcase")]
-    assert suite.get("failures") == "0" and len(names) == 6
+    assert suite.get("failures") == "0" and len(names) == 6 + 2 + 4  # exact pairs, fidelity, budget
     assert "keras == rtl on fuzzed" in names and "keras == csim on data" in names
-    assert "bit-exact check" in capsys.readouterr().out
+    assert "fidelity: AUC loss (float - quantized)" in names and "budget: lut <= 1e+07" in names
+    out = capsys.readouterr().out
+    assert "bit-exact check" in out and "da4ml estimate" in out
 
 
-def test_an_injected_bias_error_exits_1_with_a_reproducer(compiled, tmp_path):
-    fw = tmp_path / "fw"
-    shutil.copytree(compiled("eg_mlp", "latency").out, fw)
+def _inject_bias_error(fw):
+    """Add 0.25 to the first bias of the layer whose weights are b3 (dense1 of eg_mlp)."""
     bias = fw / "hls" / "firmware" / "weights" / "b3.h"
     text = bias.read_text()
     first = re.search(r"\{([-0-9.e]+),", text)
     bias.write_text(text[: first.start(1)] + repr(float(first.group(1)) + 0.25) + text[first.end(1):])
     emulator.build(fw / "hls", fw / "emulator")  # the C simulation of the edited firmware
+
+
+def test_an_injected_bias_error_exits_1_names_the_layer_and_saves_a_reproducer(compiled, tmp_path, capsys):
+    fw = tmp_path / "fw"
+    shutil.copytree(compiled("eg_mlp", "latency").out, fw)
+    _inject_bias_error(fw)
     with pytest.raises(SystemExit) as exc:
         main(["verify", str(fw), "--events", "2000", "--fuzz", "100", "--no-rtl", "--junit", str(tmp_path / "v.xml")])
     assert exc.value.code == 1
     rep = np.load(fw / "verify" / "mismatch_csim_data.npz")
     assert rep["expected"].tolist() != rep["got"].tolist()
+    assert str(rep["layer"]) == "dense1"
+    assert "first diverging layer 'dense1'" in capsys.readouterr().err.replace("\n", " ")
     suite = ET.parse(tmp_path / "v.xml").getroot().find("testsuite")
     assert int(suite.get("failures")) >= 1
+    assert not list((fw / "verify").glob(".*tmp*"))  # no half-written reproducer
+
+
+def test_a_narrowed_layer_precision_is_named(compiled, tmp_path):
+    from trigger_ml.verify.run import verify_firmware
+
+    fw = tmp_path / "fw"
+    shutil.copytree(compiled("eg_mlp", "latency").out, fw)
+    defines = fw / "hls" / "firmware" / "defines.h"
+    m = re.search(r"typedef ap_fixed<(\d+),(-?\d+)> dense2_t;", defines.read_text())
+    assert m, "dense2's result type is where the test expects it"
+    w, i = int(m.group(1)), int(m.group(2))
+    defines.write_text(defines.read_text().replace(m.group(0), f"typedef ap_fixed<{w - 3},{i}> dense2_t;"))
+    emulator.build(fw / "hls", fw / "emulator")
+    out = verify_firmware(fw, exact_data_small(), n_fuzz=100, rtl=False, check_fidelity=False, check_budget=False)
+    assert out.exit_code == 1 and {r.level for r in out.mismatched} == {"csim"}
+    assert out.divergence is not None and out.divergence.layer == "dense2", out.diagnosis
+    assert out.divergence.compared_layers == ["dense1", "dense2"]
+
+
+def exact_data_small():
+    from trigger_ml.data import simulate_dataset
+
+    return simulate_dataset(2000, seed=11)
+
+
+@pytest.mark.parametrize("name", ["eg_mlp", "eg_cnn", "ad_autoencoder"])
+def test_the_layer_trace_finds_no_divergence_in_correct_firmware(compiled, small_data, name):
+    from trigger_ml.compile.driver import MODEL
+    from trigger_ml.verify.trace import compared_layers, first_diverging_layer
+
+    fw = compiled(name, "latency").out
+    q = QuantizedModel.load(fw / MODEL)
+    x = exact.inputs_for(fw, small_data, n_fuzz=20)
+    events = np.concatenate([x["data"][:20], x["fuzzed"]])
+    for e in events:
+        assert first_diverging_layer(fw, q._m64, e) is None
+    expected = {"eg_mlp": ["dense1", "dense2", "logit"], "eg_cnn": ["conv1", "pool1", "dense1", "logit"],
+                "ad_autoencoder": ["enc1", "latent", "dec1", "dec2", "diff", "square", "score"]}[name]
+    assert compared_layers(fw, q._m64, events[0]) == expected
+
+
+def test_a_failed_fidelity_threshold_exits_2(compiled, tmp_path):
+    fw = _copy_with_card(compiled("eg_mlp", "latency").out, tmp_path / "fw", budget=GENEROUS["budget"],
+                         fidelity={"max_auc_loss": -1.0, "max_efficiency_loss": 1.0, "min_anomaly_auc": {}})
+    with pytest.raises(SystemExit) as exc:
+        main(["verify", str(fw), "--events", "1000", "--fuzz", "10", "--no-rtl", "--junit", str(tmp_path / "v.xml")])
+    assert exc.value.code == 2
+    failed = [c.get("name") for c in ET.parse(tmp_path / "v.xml").getroot().iter("testcase") if c.find("failure") is not None]
+    assert failed == ["fidelity: AUC loss (float - quantized)"]
+
+
+def test_an_anomaly_fidelity_minimum_is_checked_per_class(compiled, small_data, tmp_path):
+    from trigger_ml.verify.run import verify_firmware
+
+    fw = _copy_with_card(compiled("ad_autoencoder", "latency").out, tmp_path / "fw", budget={},
+                         fidelity={"max_auc_loss": 1.0, "max_efficiency_loss": 1.0, "min_anomaly_auc": {"spike": 1.01}})
+    out = verify_firmware(fw, small_data, n_fuzz=10, rtl=False)
+    assert out.exit_code == 2
+    assert [c.name for c in out.failed_gates] == ["fidelity: spike AUC (minimum)"]
+    assert {"spike", "diphoton", "displaced"} <= set(out.physics["quantized"]["per_class"])
+
+
+def test_an_exceeded_budget_exits_2_naming_the_figure_and_its_source(compiled, tmp_path, capsys):
+    fw = _copy_with_card(compiled("eg_mlp", "latency").out, tmp_path / "fw", fidelity=GENEROUS["fidelity"],
+                         budget={"lut": 10, "latency_ns": 10**4, "ii": 1})
+    with pytest.raises(SystemExit) as exc:
+        main(["verify", str(fw), "--events", "500", "--fuzz", "10", "--no-rtl"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert "budget: lut <= 10" in err and "da4ml estimate" in err
+
+
+def test_assert_bit_exact_passes_on_firmware_and_names_the_layer_on_a_fault(compiled, small_data, tmp_path):
+    from trigger_ml.compile.driver import MODEL
+    from trigger_ml.testing import assert_bit_exact
+
+    src = compiled("eg_mlp", "latency").out
+    x = exact.inputs_for(src, small_data, n_fuzz=50)["data"]
+    assert assert_bit_exact(src / MODEL, src, x) == {"csim": len(x), "da4ml": len(x), "rtl": len(x)}
+    fw = tmp_path / "fw"
+    shutil.copytree(src, fw)
+    _inject_bias_error(fw)
+    with pytest.raises(AssertionError, match="first diverging layer 'dense1'"):
+        assert_bit_exact(None, fw, x, rtl=False)
 
 
 @pytest.fixture(scope="module")

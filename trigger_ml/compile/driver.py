@@ -3,7 +3,9 @@
     out/hls/        hls4ml project (Vitis by default), precisions derived from the model
     out/rtl/        da4ml pipelined Verilog and its exact software model (comb.json)
     out/emulator/   C-ABI emulator library of the C simulation, its header, a vector runner
-    out/manifest.json
+    out/reference/  the float twin and the training metrics and plots (verify's fidelity check
+                    and the report use them; the firmware directory is self-contained)
+    out/card.yaml, out/manifest.json
 
 The whole tree is written in a temporary directory and renamed into place, and cached by the
 compile key (model file, card, options, tool versions): a re-run on an unchanged model is a copy.
@@ -32,6 +34,9 @@ from trigger_ml.errors import SchemaError, TriggerMLError, UnsupportedError
 log = logging.getLogger(__name__)
 CARD = "card.yaml"
 MODEL = "hls/keras_model.keras"  # the quantized model file, byte for byte
+REFERENCE = "reference"
+FLOAT_MODEL = "reference/float.keras"  # the float twin, when the run has one
+RUN_FILES = ("float.keras", "metrics.json", "plots")  # what reference/ keeps of the training run
 
 
 @dataclass(frozen=True)
@@ -87,9 +92,10 @@ def input_grid(card: ModelCard, data_meta: dict[str, Any]) -> list[dict[str, int
 
 
 def compile_key(model_file: Path, card: ModelCard, opts: Options, tools: dict[str, str]) -> str:
-    conf = json.dumps({"firmware": card.to_dict()["firmware"], "rtl": opts.rtl, "flags": emulator.CXXFLAGS},
-                      sort_keys=True)
-    return cache.digest(model_file.read_bytes(), conf, json.dumps(tools, sort_keys=True), __version__)
+    conf = json.dumps({"card": card.to_dict(), "rtl": opts.rtl, "flags": emulator.CXXFLAGS}, sort_keys=True)
+    twin = model_file.parent / "float.keras"
+    return cache.digest(model_file.read_bytes(), twin.read_bytes() if twin.exists() else b"", conf,
+                        json.dumps(tools, sort_keys=True), __version__)
 
 
 def compile_run(run_dir: str | Path, out: str | Path, opts: Options = Options()) -> Result:
@@ -130,6 +136,7 @@ def _compile_into(tmp: Path, card: ModelCard, data_meta: dict[str, Any], model_f
     hls_model = hls.convert(model, card, tmp / "hls", fw.strategy, fw.backend, key[:8])
     shutil.copyfile(model_file, tmp / "hls" / "keras_model.keras")  # hls4ml's re-save is not reproducible
     (tmp / CARD).write_text(yaml.safe_dump(card.to_dict(), sort_keys=False))  # the card as compiled
+    _keep_reference(model_file.parent, tmp / REFERENCE)
     timings["hls_convert"] = time.perf_counter() - t
     precisions = hls.layer_precisions(hls_model)
     formats = hls.io_formats(hls_model)
@@ -159,6 +166,16 @@ def _compile_into(tmp: Path, card: ModelCard, data_meta: dict[str, Any], model_f
     }
     m = manifest.write(tmp, content)
     return Result(tmp, m, False, timings, notes + (["emulator library from the build cache"] if lib_cached else []))
+
+
+def _keep_reference(run_dir: Path, dest: Path) -> None:
+    dest.mkdir()
+    for name in RUN_FILES:
+        src = run_dir / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name)
+        elif src.exists():
+            shutil.copyfile(src, dest / name)
 
 
 def _background(fn, *args):

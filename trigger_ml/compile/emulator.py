@@ -40,6 +40,7 @@ SOURCES = ("tml_emulator.h", "tml_emulator.cpp", "run_vectors.c", "Makefile")
 LIB = "libtml_emulator.so"
 RUNNER = "run_vectors"
 MAX_EXACT_BITS = 53  # raw integers travel through double inside the bridge
+MIN_EVENTS_PER_THREAD = 2048
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,9 @@ def build_runner(emu_dir: Path) -> Path:
 def build(hls_dir: Path, emu_dir: Path) -> bool:
     """Put the library and the runner into `emu_dir`; returns whether the library came from the cache."""
     lib, hit = build_library(hls_dir, emu_dir)
-    shutil.copyfile(lib, emu_dir / LIB)
+    tmp = emu_dir / f".{LIB}.tmp"
+    shutil.copyfile(lib, tmp)
+    os.replace(tmp, emu_dir / LIB)  # a process that loaded the old library keeps a valid mapping
     build_runner(emu_dir)
     return hit
 
@@ -209,21 +212,49 @@ def run_vectors(emu_dir: Path, raw_in: np.ndarray, n_out: int) -> np.ndarray:
         return np.loadtxt(fout, dtype=np.int64, ndmin=2).reshape(-1, n_out)
 
 
+def _content_addressed(lib: Path) -> Path:
+    """A copy of `lib` named by its content: the dynamic loader reuses a library loaded from the
+    same path, so a rebuilt emulator at an old path would silently run the old code."""
+    from trigger_ml.compile.cache import file_sha256
+
+    dest = cache_root() / "loaded" / f"{file_sha256(lib)[:32]}.so"
+    if not dest.exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix=".so")
+        os.close(fd)
+        shutil.copyfile(lib, tmp)
+        os.replace(tmp, dest)
+    return dest
+
+
 class CSim:
     """The C-simulation level: `predict(x)` through the emulator library (float64 in and out, exact)."""
 
     def __init__(self, lib: Path, iface: Interface) -> None:
         self.lib_path = Path(lib)
         self.iface = iface
-        self._lib = ctypes.CDLL(str(self.lib_path))
-        self._fn = self._lib.tml_predict
+        self.lib = ctypes.CDLL(str(_content_addressed(self.lib_path)))
+        self._fn = self.lib.tml_predict
         self._fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
         self._fn.restype = ctypes.c_int
 
-    def predict_raw(self, raw: np.ndarray) -> np.ndarray:
+    def predict_raw(self, raw: np.ndarray, threads: int | None = None) -> np.ndarray:
+        """Raw integers in, raw integers out; large batches run on `threads` (default: all cores)
+        in parallel: the C call releases the GIL and hls4ml's C simulation keeps no state."""
         raw = np.ascontiguousarray(raw, dtype=np.int64).reshape(len(raw), self.iface.n_in)
         out = np.empty((len(raw), self.iface.n_out), dtype=np.int64)
-        self._fn(raw.ctypes.data, out.ctypes.data, len(raw))
+        threads = max(1, min(threads or os.cpu_count() or 1, len(raw) // MIN_EVENTS_PER_THREAD))
+        bounds = np.linspace(0, len(raw), threads + 1).astype(int)
+
+        def run(i: int) -> None:
+            a, b = bounds[i], bounds[i + 1]
+            self._fn(raw[a:b].ctypes.data, out[a:b].ctypes.data, int(b - a))
+
+        if threads == 1:
+            run(0)
+        else:
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(run, range(threads)))
         return out
 
     def predict(self, x: np.ndarray) -> np.ndarray:

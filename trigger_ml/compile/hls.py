@@ -63,6 +63,7 @@ def hls_config(model, card: ModelCard, strategy: str, backend: str) -> dict[str,
     for layer in cfg["LayerName"].values():
         layer.pop("Strategy", None)  # inherit the model's strategy
         layer.pop("ParallelizationFactor", None)  # keep hgq2's fully parallel convolutions
+        layer["Trace"] = True  # verify names the first diverging layer from these
     return cfg
 
 
@@ -95,6 +96,7 @@ def convert(model, card: ModelCard, out: Path, strategy: str, backend: str, stam
                 write_weights_txt=False,  # weights compiled in: the emulator needs no data files
                 write_tar=False,
             )
+            hls_model.config.trace_output = True  # per-layer outputs in the C simulation (guarded out of synthesis)
             hls_model.write()
     except (KeyError, AttributeError, NotImplementedError, AssertionError, ValueError) as exc:
         raise UnsupportedError(
@@ -111,8 +113,10 @@ def layer_precisions(hls_model) -> list[dict[str, Any]]:
     """Per-layer result, weight, bias and accumulator precisions of a converted model."""
     rows = []
     for layer in hls_model.get_layers():
-        row: dict[str, Any] = {"layer": layer.name, "class": layer.class_name,
-                               "result": str(layer.get_output_variable().type.precision)}
+        out = layer.get_output_variable()
+        row: dict[str, Any] = {"layer": layer.name, "class": layer.class_name, "result": str(out.type.precision),
+                               "shape": [int(s) for s in out.shape],
+                               "traced": bool(layer.get_attr("trace", False) and layer.get_attr("function_cpp", None))}
         for key in ("weight_t", "bias_t", "accum_t"):
             t = layer.attributes.get(key)
             if t is not None and hasattr(t, "precision"):

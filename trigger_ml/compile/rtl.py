@@ -70,7 +70,8 @@ class SoftwareModel:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-        return np.asarray(self.comb.predict(x, n_threads=1), dtype=np.float64).reshape(len(x), -1)
+        threads = max(1, min(os.cpu_count() or 1, len(x) // 2048))
+        return np.asarray(self.comb.predict(x, n_threads=threads), dtype=np.float64).reshape(len(x), -1)
 
 
 class RTLSim:

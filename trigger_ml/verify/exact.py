@@ -82,6 +82,8 @@ def compare(levels: dict[str, L.Level], sets: dict[str, np.ndarray]) -> list[Pai
             pr = PairResult(name, set_name, len(x), int(len(bad)), dt)
             if len(bad):
                 i = int(bad[0])
-                pr.first = {"index": i, "expected": y_ref[i].tolist(), "got": y[i].tolist() if y.shape == y_ref.shape else None}
+                same_shape = y.shape == y_ref.shape
+                pr.first = {"index": i, "expected": y_ref[i].tolist(), "got": y[i].tolist() if same_shape else None,
+                            "output_index": int(np.flatnonzero(y[i] != y_ref[i])[0]) if same_shape else None}
             results.append(pr)
     return results

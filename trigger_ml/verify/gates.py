@@ -1,0 +1,88 @@
+"""Gates besides exactness: physics fidelity against the float twin, and the firmware budget.
+
+Fidelity is physics, never "exact": the quantized model's AUC and efficiency at the baseline's
+fake rate (classifiers), or AUC per anomaly class (anomaly models), against the float twin's on
+the same windows, with the deltas checked against the card's `fidelity` thresholds. The budget
+check lives with the report (`trigger_ml.report.budget`), which verify calls too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trigger_ml.config import ModelCard
+
+
+@dataclass(frozen=True)
+class Check:
+    """One gate: `name`, pass/fail (None: could not be checked), the figure, its limit, and why."""
+
+    name: str
+    ok: bool | None
+    value: float | None = None
+    limit: float | None = None
+    detail: str = ""
+
+    def message(self) -> str:
+        if self.value is None:
+            return self.detail
+        return f"{self.value:.6g} against limit {self.limit:.6g}" + (f" ({self.detail})" if self.detail else "")
+
+
+def _scores(model, x: np.ndarray) -> np.ndarray:
+    return np.asarray(model.predict(x, batch_size=8192, verbose=0), dtype=np.float64).reshape(len(x), -1)[:, 0]
+
+
+def fidelity(card: ModelCard, q_score: np.ndarray, f_score: np.ndarray, ds) -> tuple[list[Check], dict[str, Any]]:
+    """Quantized vs float physics on the windows of `ds`; returns the checks and both metrics."""
+    from trigger_ml.train import metrics as M
+
+    fid = card.fidelity
+    if card.task == "classifier":
+        sig, bkg = card.classes[0], card.classes[1]
+        if not ds.mask(sig).any() or not ds.mask(bkg).any():
+            return [Check("fidelity", None, detail=f"the data has no {sig} or no {bkg} windows")], {}
+        mq, mf = M.classifier_metrics(q_score, ds, sig, bkg), M.classifier_metrics(f_score, ds, sig, bkg)
+        checks = [
+            Check("fidelity: AUC loss (float - quantized)", mf["auc"] - mq["auc"] <= fid.max_auc_loss,
+                  mf["auc"] - mq["auc"], fid.max_auc_loss, f"quantized {mq['auc']:.4f}, float {mf['auc']:.4f}"),
+            Check("fidelity: efficiency loss at the baseline fake rate",
+                  mf["efficiency_at_baseline_fake_rate"] - mq["efficiency_at_baseline_fake_rate"] <= fid.max_efficiency_loss,
+                  mf["efficiency_at_baseline_fake_rate"] - mq["efficiency_at_baseline_fake_rate"], fid.max_efficiency_loss,
+                  f"quantized {mq['efficiency_at_baseline_fake_rate']:.4f}, float {mf['efficiency_at_baseline_fake_rate']:.4f}, "
+                  f"fake rate {mq['baseline_fake_rate']:.4f}"),
+        ]
+        return checks, {"quantized": mq, "float": mf}
+    mq, mf = M.anomaly_metrics(q_score, ds, card.classes), M.anomaly_metrics(f_score, ds, card.classes)
+    checks = []
+    for cls, q in mq["per_class"].items():
+        f = mf["per_class"][cls]
+        checks.append(Check(f"fidelity: {cls} AUC loss (float - quantized)", f["auc"] - q["auc"] <= fid.max_auc_loss,
+                            f["auc"] - q["auc"], fid.max_auc_loss, f"quantized {q['auc']:.4f}, float {f['auc']:.4f}"))
+    for cls, lo in fid.min_anomaly_auc.items():
+        if cls not in mq["per_class"]:
+            checks.append(Check(f"fidelity: {cls} AUC", None, detail=f"the data has no {cls} windows"))
+            continue
+        auc = mq["per_class"][cls]["auc"]
+        checks.append(Check(f"fidelity: {cls} AUC (minimum)", auc >= lo, auc, lo, "quantized model"))
+    if not checks:
+        checks.append(Check("fidelity", None, detail="the data has no anomaly windows"))
+    return checks, {"quantized": mq, "float": mf}
+
+
+def fidelity_of(fw_dir: Path, card: ModelCard, q_score: np.ndarray, ds) -> tuple[list[Check], dict[str, Any]]:
+    """Fidelity of a compiled model: `q_score` from the exact levels, the float twin from
+    `reference/float.keras`."""
+    from trigger_ml.compile.driver import FLOAT_MODEL
+    from trigger_ml.train.fit import load_model
+    from trigger_ml.train.models import model_inputs
+
+    twin = Path(fw_dir) / FLOAT_MODEL
+    if not twin.exists():
+        return [Check("fidelity", None, detail=f"{twin} is missing: compile from a training run that has a float twin")], {}
+    f_score = _scores(load_model(twin), model_inputs(card, ds))
+    return fidelity(card, q_score, f_score, ds)

@@ -1,0 +1,115 @@
+"""`verify` as one function: exact check of every level, first diverging layer and reproducer on
+a mismatch, physics fidelity and the budget; the command line and users' CI call this.
+
+Exit codes (`Outcome.exit_code`): 0 all pass, 1 a level mismatches, 2 a fidelity threshold or
+a budget is exceeded (and no mismatch); usage and tool errors raise `TriggerMLError` (3).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trigger_ml.atomic import atomic_file
+from trigger_ml.compile.driver import CARD
+from trigger_ml.config import load_card
+from trigger_ml.verify import exact
+from trigger_ml.verify.gates import Check, fidelity_of
+from trigger_ml.verify.junit import Case
+from trigger_ml.verify.trace import LayerDiff, first_diverging_layer
+
+log = logging.getLogger(__name__)
+VERIFY_DIR = "verify"
+
+
+@dataclass
+class Outcome:
+    fw_dir: Path
+    exact: list[exact.PairResult]
+    gates: list[Check] = field(default_factory=list)
+    physics: dict[str, Any] = field(default_factory=dict)
+    divergence: LayerDiff | None = None
+    diagnosis: str = ""
+    reproducer: Path | None = None
+
+    @property
+    def mismatched(self) -> list[exact.PairResult]:
+        return [r for r in self.exact if not r.ok]
+
+    @property
+    def failed_gates(self) -> list[Check]:
+        return [c for c in self.gates if c.ok is False]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.mismatched else 2 if self.failed_gates else 0
+
+    def cases(self) -> list[Case]:
+        out = []
+        for r in self.exact:
+            fail = None
+            if not r.ok:
+                fail = f"{r.mismatched}/{r.compared} events differ; first event {r.first.get('index')}: " \
+                       f"expected {r.first.get('expected')} got {r.first.get('got')}"
+                if self.diagnosis:
+                    fail += f"; {self.diagnosis}"
+            out.append(Case(r.name(), r.seconds, fail))
+        for c in self.gates:
+            out.append(Case(c.name, 0.0, c.message() if c.ok is False else None, c.message() if c.ok is None else None))
+        return out
+
+
+def verify_firmware(fw_dir: str | Path, ds, n_fuzz: int = 1000, rtl: bool = True, check_fidelity: bool = True,
+                    check_budget: bool = True, seed: int = 0) -> Outcome:
+    fw_dir = Path(fw_dir)
+    card = load_card(fw_dir / CARD)
+    levels = exact.load_levels(fw_dir, rtl_sim=rtl)
+    sets = exact.inputs_for(fw_dir, ds, n_fuzz, seed)
+    out = Outcome(fw_dir, exact.compare(levels, sets))
+    if out.mismatched:
+        _diagnose(out, levels, sets)
+    if check_fidelity and ds is not None:
+        q_score = levels[exact.REFERENCE].predict(sets["data"])[:, 0]
+        checks, out.physics = fidelity_of(fw_dir, card, q_score, ds)
+        out.gates += checks
+    if check_budget:
+        from trigger_ml.report import budget, figures
+
+        out.gates += budget.check(card.budget, figures.best(fw_dir, card.firmware.clock_ns))
+    return out
+
+
+def _diagnose(out: Outcome, levels, sets) -> None:
+    """Name the first diverging layer (C simulation) or say why there is none; save a reproducer."""
+    bad = out.mismatched
+    r = next((b for b in bad if b.level == "csim"), bad[0])
+    x = sets[r.inputs][r.first["index"]]
+    if r.level == "csim":
+        try:
+            out.divergence = first_diverging_layer(out.fw_dir, levels[exact.REFERENCE]._m64, x)
+        except (OSError, AttributeError) as exc:  # an emulator built without trace storage
+            out.diagnosis = f"no layer trace: {exc}"
+        if out.divergence is not None:
+            out.diagnosis = out.divergence.describe()
+        elif not out.diagnosis:
+            out.diagnosis = "every traced layer agrees: the difference arises after the last traced layer"
+    else:
+        csim_ok = all(b.level != "csim" for b in bad)
+        out.diagnosis = (f"output element {r.first.get('output_index')} differs; da4ml traces the model into one "
+                         f"graph without layer boundaries"
+                         + ("; the C simulation is exact on the same inputs, so the fault is below hls4ml's layers"
+                            if csim_ok else ""))
+    rep = out.fw_dir / VERIFY_DIR / f"mismatch_{r.level}_{r.inputs}.npz"
+    rep.parent.mkdir(exist_ok=True)
+    buf = io.BytesIO()
+    np.savez(buf, inputs=np.asarray(x)[None], expected=np.array(r.first["expected"]),
+             got=np.array(r.first["got"] if r.first["got"] is not None else []), level=r.level,
+             layer=out.divergence.layer if out.divergence else "", diagnosis=out.diagnosis)
+    with atomic_file(rep) as tmp:
+        Path(tmp).write_bytes(buf.getvalue())
+    out.reproducer = rep
