@@ -88,6 +88,26 @@ class Fidelity:
 
 
 @dataclass(frozen=True)
+class Anomaly:
+    """How an anomaly model scores a window (see trigger_ml.train.models).
+
+    `masked_centre`: the encoder does not see the central k x k crystals (k odd; 0: it sees all),
+    so the model reconstructs them from their surroundings (a learned Swiss-cross);
+    `one_sided_centre` then counts their error only where the data exceed the reconstruction
+    (energy the surroundings cannot explain; a shower that spreads more than predicted is normal).
+    `score_weights`: `ones` sums the squared errors; `standardised` weighs crystal i by
+    (mean squared error of normal training windows)**-`weight_power`, as a power of two within
+    2**-max_weight_shift .. 1.
+    """
+
+    masked_centre: int = 0
+    one_sided_centre: bool = False
+    score_weights: Literal["ones", "standardised"] = "ones"
+    weight_power: float = 0.5
+    max_weight_shift: int = 6
+
+
+@dataclass(frozen=True)
 class Budget:
     lut: int | None = None
     ff: int | None = None
@@ -110,6 +130,7 @@ class ModelCard:
     pruning: Pruning = Pruning()
     firmware: Firmware = Firmware()
     fidelity: Fidelity = Fidelity()
+    anomaly: Anomaly = Anomaly()
     budget: Budget = Budget()
     description: str = ""
     source: str = ""

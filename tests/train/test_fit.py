@@ -7,7 +7,12 @@ import pytest
 
 from trigger_ml.errors import SchemaError
 from trigger_ml.train.fit import load_model, predict, train
-from trigger_ml.train.models import SCORE_FRAC_BITS, model_inputs, reconstruction_model
+from trigger_ml.train.models import (
+    SCORE_FRAC_BITS,
+    masked_crystals,
+    model_inputs,
+    reconstruction_model,
+)
 
 from ..conftest import tiny_card
 
@@ -52,7 +57,7 @@ def test_pruned_weights_are_zero_and_sparsity_reaches_target(trained, name):
 
 
 def test_anomaly_score_is_the_squared_error_of_its_own_quantized_reconstruction(trained, small_data):
-    card, run, _ = trained("ad_autoencoder")
+    card, run, metrics = trained("ad_autoencoder")
     model = load_model(run / "model.keras")
     x = model_inputs(card, small_data)[:2000]
     score = predict(model, x)[:, 0].astype(np.float64)
@@ -60,12 +65,29 @@ def test_anomaly_score_is_the_squared_error_of_its_own_quantized_reconstruction(
     bits = small_data.meta["bits"]
     grid = 2.0 ** (bits - card.image_integer_bits)
     rec_q = np.clip(np.floor(rec * grid + 0.5), 0, 2**bits - 1) / grid  # the input grid, saturating
-    sq = (x.astype(np.float64) - rec_q) ** 2
-    sq_q = np.floor(sq * 2.0**SCORE_FRAC_BITS + 0.5) / 2.0**SCORE_FRAC_BITS
+    diff = x.astype(np.float64) - rec_q
+    if card.anomaly.one_sided_centre:  # the masked crystals count only data above the reconstruction
+        hidden = masked_crystals(card, small_data.meta)
+        diff[:, hidden] = np.maximum(diff[:, hidden], 0.0)
+    sq = diff**2
+    w = np.asarray(metrics["score_weights"])  # powers of two <= 1; each weighted term on the score grid
+    assert set(np.log2(w)) <= set(range(-card.anomaly.max_weight_shift, 1))
+    sq_q = np.floor(w * sq * 2.0**SCORE_FRAC_BITS + 0.5) / 2.0**SCORE_FRAC_BITS
     np.testing.assert_array_equal(score, sq_q.sum(axis=1))
-    mse = sq.mean(axis=1)  # numpy MSE of the quantized reconstruction
-    assert np.all(np.abs(score / x.shape[1] - mse) <= 2.0 ** -(SCORE_FRAC_BITS + 1))
+    wmse = (w * sq).mean(axis=1)  # numpy weighted MSE of the quantized reconstruction
+    assert np.all(np.abs(score / x.shape[1] - wmse) <= 2.0 ** -(SCORE_FRAC_BITS + 1))
     assert np.ptp(score) > 0
+
+
+def test_masked_centre_is_invisible_to_the_encoder(trained, small_data):
+    from keras import ops
+
+    card, run, _ = trained("ad_autoencoder")
+    hidden = masked_crystals(card, small_data.meta)
+    assert hidden.sum() == card.anomaly.masked_centre**2 > 0
+    enc = load_model(run / "model.keras").get_layer(card.layers[0]["name"])
+    np.testing.assert_array_equal(ops.convert_to_numpy(enc.qkernel)[hidden], 0.0)
+    assert np.any(ops.convert_to_numpy(enc.qkernel)[~hidden] != 0.0)
 
 
 def test_save_load_round_trip_gives_identical_predictions(trained, small_data):

@@ -33,8 +33,10 @@ from trigger_ml.train.models import (
     build_float,
     build_quantized,
     copy_weights,
+    input_masks,
     model_inputs,
     reconstruction_model,
+    set_score_weights,
     trainable_layers,
 )
 from trigger_ml.train.prune import MagnitudePruning, kernel_sparsity
@@ -164,8 +166,10 @@ def train(card: ModelCard, ds: Dataset, out: Path) -> dict[str, Any]:
     keras.utils.set_random_seed(card.training.seed)
     fmodel = build_float(card, ds.meta)
     f_fit = reconstruction_model(fmodel) if card.task == "anomaly" else fmodel
-    fpruner = _pruner(card, len(sp.train))
+    fpruner = _pruner(card, len(sp.train), initial=input_masks(card, ds.meta))
     hist_f = _fit(card, fmodel, f_fit, data, f"{card.name}: float twin", [fpruner], False)
+    if card.task == "anomaly":
+        set_score_weights(card, fmodel, x[sp.train])
     timings["float_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -177,6 +181,8 @@ def train(card: ModelCard, ds: Dataset, out: Path) -> dict[str, Any]:
     qpruner = _pruner(card, len(sp.train), initial=dict(fpruner.masks))
     hist_q = _fit(card, qmodel, q_fit, data, f"{card.name}: quantized (QAT)", [qpruner], True)
     trace_minmax(qmodel, x[sp.train], batch_size=8192)
+    if card.task == "anomaly":
+        score_weights = set_score_weights(card, qmodel, x[sp.train])
     timings["quantized_s"] = time.perf_counter() - t0
 
     test = ds.subset(sp.test)
@@ -203,6 +209,7 @@ def train(card: ModelCard, ds: Dataset, out: Path) -> dict[str, Any]:
                             "efficiency": mq["efficiency_at_baseline_fake_rate"] - mf["efficiency_at_baseline_fake_rate"]}
     else:
         metrics["delta"] = {c: {"auc": v["auc"] - mf["per_class"][c]["auc"]} for c, v in mq["per_class"].items()}
+        metrics["score_weights"] = [float(w) for w in score_weights]
 
     from trigger_ml.train.plots import plot_run
 

@@ -15,6 +15,17 @@ Anomaly models end in their score, computed in the graph: diff = x - reconstruct
 SCORE_FRAC_BITS fractional bits, summed by a frozen all-ones QDense(1). The score is 81 x the
 mean squared error of the quantized reconstruction, to 2**-SCORE_FRAC_BITS per crystal; the
 card must keep it within 24 bits so that float32 Keras is exact.
+
+The card's `anomaly` section changes three things, neither the score's structure nor its one
+output. `masked_centre` keeps the first layer's kernel rows of the central crystals at zero (as
+pruned weights), so the model predicts those crystals from their surroundings.
+`one_sided_centre` gives the square's inputs a frozen per-element quantizer, unsigned and
+saturating on the masked crystals (diff -> max(diff, 0), exact), signed elsewhere.
+`score_weights: standardised` sets the frozen score weights after training to powers of two
+2**-k <= 1 from the normal training windows' mean squared error per crystal
+(`standardised_weights`) and rounds crystal i's squared error to 2**(k_i - SCORE_FRAC_BITS):
+every weighted term stays on the 2**-SCORE_FRAC_BITS grid and below the all-ones bound, so the
+24-bit check above still holds.
 """
 
 from __future__ import annotations
@@ -90,6 +101,33 @@ def input_formats(card: ModelCard, ds_meta: dict[str, Any], shape: tuple[int, ..
     return np.full(shape, card.image_integer_bits, np.float32), np.full(shape, frac, np.float32)
 
 
+def masked_crystals(card: ModelCard, ds_meta: dict[str, Any]) -> np.ndarray:
+    """Boolean mask of the image_flat inputs hidden from the encoder (`anomaly.masked_centre`)."""
+    k = card.anomaly.masked_centre
+    w = int(ds_meta.get("window", 9))
+    if k and (card.task != "anomaly" or card.input != "image_flat" or card.layers[0].get("type") != "dense"
+              or k % 2 == 0 or k > w):
+        raise SchemaError(f"{card.name}: anomaly.masked_centre needs an anomaly model on image_flat whose "
+                          f"first layer is dense, and an odd size up to the window (got {k})")
+    if card.anomaly.one_sided_centre and not k:
+        raise SchemaError(f"{card.name}: anomaly.one_sided_centre needs anomaly.masked_centre")
+    ii, jj = np.divmod(np.arange(w * w), w)
+    return (np.abs(ii - w // 2) <= k // 2) & (np.abs(jj - w // 2) <= k // 2) if k else np.zeros(w * w, bool)
+
+
+def input_masks(card: ModelCard, ds_meta: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Kernel masks (by layer name) hiding the masked crystals from an anomaly model's first
+    layer: those kernel rows stay exactly zero (as pruned weights do), so the model must
+    reconstruct those crystals from their surroundings."""
+    hidden = masked_crystals(card, ds_meta)
+    if not hidden.any():
+        return {}
+    first = card.layers[0]
+    mask = np.ones((hidden.size, first["units"]), np.float32)
+    mask[hidden] = 0.0
+    return {_layer_name(first, 0): mask}
+
+
 def input_shape(card: ModelCard, ds_meta: dict[str, Any]) -> tuple[int, ...]:
     w = int(ds_meta.get("window", 9))
     return {"features": (len(FEATURES),), "image": (w, w, 1), "image_flat": (w * w,)}[card.input]
@@ -154,10 +192,22 @@ def build_quantized(card: ModelCard, ds_meta: dict[str, Any]):
             rec_conf = QuantizerConfig("kif", "datalane", k0=0, i0=float(i_bits.flat[0]), f0=float(f_bits.flat[0]),
                                        overflow_mode="SAT", trainable=False, **het)
             d = QSubtract(iq_confs=[in_conf, rec_conf], name="diff")([inp, h])
-            sq = QMultiply(enable_iq=False, name="square")([d, d])
+            if card.anomaly.one_sided_centre:  # the masked crystals' diff enters unsigned, saturating: max(diff, 0)
+                signed = (~masked_crystals(card, ds_meta)).astype(np.float32)
+                d_conf = QuantizerConfig("kif", "datalane", k0=keras.initializers.Constant(signed),
+                                         i0=float(i_bits.flat[0]), f0=float(f_bits.flat[0]), round_mode="TRN",
+                                         overflow_mode="SAT", trainable=False, **het)
+                sq = QMultiply(iq_confs=[d_conf, d_conf], name="square")([d, d])
+            else:
+                sq = QMultiply(enable_iq=False, name="square")([d, d])
             sq_conf = QuantizerConfig("kif", "datalane", k0=0, i0=2 * float(i_bits.flat[0]) + 1, f0=SCORE_FRAC_BITS,
                                       overflow_mode="WRAP", trainable=False, **het)
-            ones = QuantizerConfig("kif", "weight", k0=0, i0=1, f0=0, trainable=False)
+            # weights 2**-k (k <= max_weight_shift; all ones unless standardised, set after training)
+            shift = card.anomaly.max_weight_shift if card.anomaly.score_weights == "standardised" else 0
+            if not 0 <= shift <= SCORE_FRAC_BITS:
+                raise SchemaError(f"{card.name}: anomaly.max_weight_shift must be within 0..{SCORE_FRAC_BITS}",
+                                  "a weight 2**-k rounds its crystal's squared error to 2**(k - SCORE_FRAC_BITS)")
+            ones = QuantizerConfig("kif", "weight", k0=0, i0=1, f0=shift, trainable=False)
             h = QDense(1, use_bias=False, kernel_initializer="ones", kq_conf=ones, iq_conf=sq_conf,
                        enable_ebops=False, trainable=False, name="score")(sq)
     return keras.Model(inp, h, name=card.name)
@@ -180,11 +230,54 @@ def build_float(card: ModelCard, ds_meta: dict[str, Any]):
             h = keras.layers.MaxPooling2D(spec.get("pool", 2), name=name)(h)
         elif kind == "flatten":
             h = keras.layers.Flatten(name=name)(h)
+    one_sided = None
     if card.task == "anomaly":
         d = keras.layers.Subtract(name="diff")([inp, h])
+        if card.anomaly.one_sided_centre:  # diff + relu(-diff) on the masked crystals: max(diff, 0)
+            one_sided = keras.layers.Dense(shape[0], use_bias=False, activation="relu", trainable=False,
+                                           name="centre_deficit")
+            d = keras.layers.Add(name="one_sided")([d, one_sided(d)])
         sq = keras.layers.Multiply(name="square")([d, d])
         h = keras.layers.Dense(1, use_bias=False, kernel_initializer="ones", trainable=False, name="score")(sq)
-    return keras.Model(inp, h, name=f"{card.name}_float")
+    model = keras.Model(inp, h, name=f"{card.name}_float")
+    if one_sided is not None:
+        one_sided.kernel.assign(-np.diag(masked_crystals(card, ds_meta)).astype(np.float32))
+    return model
+
+
+def standardised_weights(card: ModelCard, sq_mean: np.ndarray) -> np.ndarray:
+    """Score weights 2**-k from the normal training windows' mean squared error per crystal.
+
+    w_i = (max(sq_mean_i, 2**-SCORE_FRAC_BITS) ** -weight_power) relative to the largest, rounded
+    to the nearest power of two (in log2) within 2**-max_weight_shift .. 1.
+    """
+    a = card.anomaly
+    w = np.maximum(sq_mean.astype(np.float64), 2.0**-SCORE_FRAC_BITS) ** -a.weight_power
+    k = np.clip(np.round(-np.log2(w / w.max())), 0, a.max_weight_shift)
+    return 2.0**-k
+
+
+def set_score_weights(card: ModelCard, model, x_normal: np.ndarray) -> np.ndarray:
+    """Set the frozen score layer of an anomaly model from normal (training) windows; return the weights.
+
+    For `ones` the weights stay 1. For `standardised`, crystal i weighs 2**-k_i and its squared
+    error is rounded to 2**(k_i - SCORE_FRAC_BITS), so every weighted term, and the score, stays on
+    the 2**-SCORE_FRAC_BITS grid with weights <= 1: the 24-bit bound of the all-ones score holds.
+    """
+    import keras
+
+    score = model.get_layer("score")
+    if card.anomaly.score_weights == "ones":
+        return np.ones(score.kernel.shape[0])
+    sq = keras.Model(model.inputs, model.get_layer("square").output)
+    sq_mean = np.asarray(sq.predict(x_normal, batch_size=8192, verbose=0), np.float64).mean(axis=0)
+    w = standardised_weights(card, sq_mean)
+    score.kernel.assign(w[:, None].astype(np.float32))
+    iq = getattr(score, "iq", None)
+    if iq is not None:  # the quantized model: round each squared error to its term's grid
+        f = iq.quantizer._f
+        f.assign(np.reshape(SCORE_FRAC_BITS + np.log2(w), f.shape).astype(f.dtype))
+    return w
 
 
 def reconstruction_model(model):

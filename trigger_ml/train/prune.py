@@ -28,7 +28,8 @@ def polynomial_sparsity(step: int, target: float, begin: int, end: int, power: i
 class MagnitudePruning(keras.callbacks.Callback):
     """Prune each named layer's kernel to its target sparsity between `begin` and `end` steps.
 
-    `initial_masks` (e.g. the zeros of a pruned float twin) are kept from the first step.
+    `initial_masks` (e.g. the zeros of a pruned float twin, or an anomaly model's masked input
+    rows) are kept from the first step, also on layers without a sparsity target.
     """
 
     def __init__(self, targets: dict[str, float], begin: int, end: int, frequency: int = 50,
@@ -45,7 +46,7 @@ class MagnitudePruning(keras.callbacks.Callback):
         return self.model.get_layer(name).kernel
 
     def on_train_begin(self, logs=None) -> None:
-        for name in self.targets:
+        for name in {**self.targets, **self.masks}:
             k = self._kernel(name)
             mask = self.masks.setdefault(name, np.ones(tuple(k.shape), np.float32)).astype(np.float32)
             self.masks[name] = mask
