@@ -123,3 +123,12 @@ def test_the_full_default_run_reproduces_the_reference_exact_match_results(tmp_p
         got = json.loads((tmp_path / "firmware" / model / "verify" / "result.json").read_text())
         assert got["exact"] == ref["exact"], model
         assert all(e["mismatched"] == 0 for e in got["exact"])
+
+
+def test_from_forces_the_stages_from_there_on(fast_run):
+    tmp, _ = fast_run
+    plan = P.Plan(fast=True, models=("eg_mlp",), cards=ROOT / "models", runs=tmp / "runs", firmware=tmp / "firmware",
+                  data_dir=tmp / "data", from_stage="verify", synth=False)
+    out = P.run(plan)
+    assert set(out.timings_s) == {"verify:eg_mlp", "report:eg_mlp"}
+    assert {"data", "train:eg_mlp", "compile:eg_mlp"} <= set(out.skipped)

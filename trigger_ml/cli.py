@@ -267,7 +267,7 @@ def run_cmd(
     data: Annotated[Optional[Path], typer.Option(help="your data file (.h5, .npz, .root); default: simulate")] = None,
     events: Annotated[int, typer.Option(help="windows to simulate when no --data is given")] = 200_000,
     fast: Annotated[bool, typer.Option(help="tiny configs for smoke tests (20k windows, 2 epochs)")] = False,
-    from_: Annotated[str, typer.Option("--from", help="re-run from this stage: data|train|compile|verify|report")] = "data",
+    from_: Annotated[Optional[str], typer.Option("--from", help="re-run from this stage on: data|train|compile|verify|report")] = None,
     to: Annotated[str, typer.Option(help="stop after this stage")] = "report",
     cards: Annotated[Path, typer.Option(help="directory of model cards")] = Path("models"),
     runs: Annotated[Path, typer.Option(help="training runs (and the stage stamps)")] = Path("runs"),

@@ -38,7 +38,7 @@ class Plan:
     events: int = 200_000
     seed: int = 1
     fast: bool = False
-    from_stage: str = "data"
+    from_stage: str | None = None  # force the stages from this one on (None: only what changed)
     to_stage: str = "report"
     cards: Path = Path("models")
     runs: Path = Path("runs")
@@ -86,10 +86,10 @@ class _Stamps:
 
 
 def _check(plan: Plan) -> None:
-    for s in (plan.from_stage, plan.to_stage):
+    for s in (plan.from_stage or "data", plan.to_stage):
         if s not in STAGES:
             raise TriggerMLError(f"unknown stage {s!r}", f"stages: {', '.join(STAGES)}")
-    if STAGES.index(plan.from_stage) > STAGES.index(plan.to_stage):
+    if STAGES.index(plan.from_stage or "data") > STAGES.index(plan.to_stage):
         raise TriggerMLError(f"--from {plan.from_stage} comes after --to {plan.to_stage}")
     for m in plan.models:
         if not (plan.cards / f"{m}.yaml").exists():
@@ -107,14 +107,15 @@ def run(plan: Plan = Plan()) -> Outcome:
     plan.runs.mkdir(parents=True, exist_ok=True)
     stamps = _Stamps(plan.runs / STAMPS)
     out = Outcome()
-    first = STAGES.index(plan.from_stage)
+    first = STAGES.index(plan.from_stage or "data")
+    forced = plan.from_stage is not None
     last = STAGES.index(plan.to_stage)
 
     def stage(name: str, key: str, fn, what: str):
         i = STAGES.index(name.split(":")[0])
         if i > last:
             return None
-        if i < first or stamps.done(name, key):
+        if i < first or (stamps.done(name, key) and not forced):
             out.skipped.append(name)
             log.info("%-24s reused (%s)", name, "before --from" if i < first else "unchanged")
             return None
