@@ -81,7 +81,13 @@ def test_rerun_is_cached_and_uncached_compile_is_byte_identical(trained, compile
     assert not fresh.cached
     assert "emulator library from the build cache" in fresh.notes  # same sources: no C++ rebuilt
     skip = emulator.LIB, emulator.RUNNER
-    assert tree_hashes(fresh.out, skip) == tree_hashes(first.out, skip)
+    import difflib
+
+    a, b = tree_hashes(fresh.out, skip), tree_hashes(first.out, skip)
+    diffs = {rel: "".join(difflib.unified_diff((first.out / rel).read_text().splitlines(True),
+                                                (fresh.out / rel).read_text().splitlines(True), n=1))
+             for rel in a if a[rel] != b.get(rel) and rel.endswith((".yml", ".json", ".h", ".cpp"))}
+    assert a == b, "\n".join(f"{rel}:\n{d[:3000]}" for rel, d in diffs.items())
     assert (fresh.out / "manifest.json").read_bytes() == (first.out / "manifest.json").read_bytes()
 
 

@@ -78,6 +78,14 @@ def _normalise(out: Path, random_stamp: str, stamp: str) -> None:
                 p.write_text(new)
 
 
+def _sorted(obj: Any) -> Any:
+    """Dicts with their keys in sorted order, recursively (hls4ml dumps its config in dict order,
+    which was seen to differ between two conversions of one model in one process)."""
+    if isinstance(obj, dict):
+        return {k: _sorted(obj[k]) for k in sorted(obj, key=str)}
+    return obj
+
+
 def convert(model, card: ModelCard, out: Path, strategy: str, backend: str, stamp: str):
     """Convert and write the project (sources only; `emulator` builds the C simulation)."""
     import hls4ml
@@ -97,6 +105,7 @@ def convert(model, card: ModelCard, out: Path, strategy: str, backend: str, stam
                 write_tar=False,
             )
             hls_model.config.trace_output = True  # per-layer outputs in the C simulation (guarded out of synthesis)
+            hls_model.config.config = _sorted(hls_model.config.config)  # a reproducible hls4ml_config.yml
             hls_model.write()
     except (KeyError, AttributeError, NotImplementedError, AssertionError, ValueError) as exc:
         raise UnsupportedError(
