@@ -23,6 +23,7 @@ from trigger_ml.compile.cache import cache_root, digest
 from trigger_ml.compile.driver import CARD, MODEL, REFERENCE
 from trigger_ml.config import load_card
 from trigger_ml.report import analytic, budget, figures, plots, yosys
+from trigger_ml.verify.gates import VERDICT
 
 log = logging.getLogger(__name__)
 REPORT_DIR = "report"
@@ -47,6 +48,11 @@ def synthesize_cached(rtl_dir: Path, part: str) -> tuple[dict[str, Any], bool]:
 
 def build(fw_dir: str | Path, synth: bool = True) -> dict[str, Any]:
     """Collect every figure of a compiled model (synthesising the RTL with yosys if asked)."""
+    return _build(Path(fw_dir), synth)[0]
+
+
+def _build(fw_dir: Path, synth: bool) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The report dict and the full yosys result (per-stage cells, for synth.json and the plot)."""
     from trigger_ml.train.fit import load_model
 
     fw = Path(fw_dir)
@@ -64,7 +70,7 @@ def build(fw_dir: str | Path, synth: bool = True) -> dict[str, Any]:
     metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
     weights = sum(r["weights"] for r in est["layers"])
     nonzero = sum(r["nonzero"] for r in est["layers"])
-    return {
+    rep = {
         "model": card.name,
         "firmware_dir": str(fw),
         "target": {"part": card.firmware.part, "clock_ns": clock, "strategy": card.firmware.strategy,
@@ -87,6 +93,12 @@ def build(fw_dir: str | Path, synth: bool = True) -> dict[str, Any]:
         "physics": {k: metrics[k] for k in ("quantized", "float", "delta") if k in metrics},
         "seconds": round(time.perf_counter() - t0, 2),
     }
+    return rep, syn
+
+
+def md_table(head: list[str], rows: list[list[Any]]) -> str:
+    """A Markdown table (the report, the trigger menu and the run summary use it)."""
+    return "".join("| " + " | ".join(str(c) for c in r) + " |\n" for r in [head, ["---"] * len(head), *rows])
 
 
 def _fmt(v: Any) -> str:
@@ -115,7 +127,7 @@ def _tables(rep: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]
             [[LABELS[q], _fmt(f["value"]), f["source"], f.get("note", "")] for q, f in rep["figures"].items()])]
     out.append(("Budget (model card)", ["check", "value", "limit", "result", "source"],
                 [[c["check"], _fmt(c["value"]) if c["value"] is not None else "", _fmt(c["limit"]) if c["limit"] is not None else "",
-                  {True: "pass", False: "**FAIL**", None: "n/a"}[c["ok"]], c["source"]] for c in rep["budget"]]))
+                  "**FAIL**" if c["ok"] is False else VERDICT[c["ok"]], c["source"]] for c in rep["budget"]]))
     syn = rep["sources"]["yosys"]
     if syn:
         out.append((f"Pipeline stages (yosys {syn['command']}, {syn['seconds']:.0f} s{', cached' if syn['cached'] else ''})",
@@ -144,9 +156,7 @@ def markdown(rep: dict[str, Any], plot_files: list[str]) -> str:
     lines = [f"# {rep['model']}: firmware report", "",
              "Every figure names its source: vendor report > yosys synthesis > da4ml estimate > analytic estimate.", ""]
     for title, head, rows in _tables(rep):
-        lines += [f"## {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-        lines.append("")
+        lines += [f"## {title}", "", md_table(head, rows)]
     lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plot_files]
     return "\n".join(lines) + "\n"
 
@@ -179,18 +189,15 @@ def to_html(rep: dict[str, Any], plot_dir: Path, plot_files: list[str]) -> str:
 def write(fw_dir: str | Path, synth: bool = True) -> dict[str, Any]:
     """Build the report and write `<fw>/report/` atomically; returns the report dict."""
     fw = Path(fw_dir)
-    rep = build(fw, synth)
-    card = load_card(fw / CARD)
+    rep, syn = _build(fw, synth)
     with atomic_dir(fw / REPORT_DIR) as tmp:
         pdir = tmp / "plots"
         pdir.mkdir()
         files = [plots.resources_per_layer({"layers": rep["layers"]}, rep["model"], pdir / "resources_per_layer.png"),
                  plots.bit_widths(rep["precisions"], rep["model"], pdir / "bit_widths.png")]
-        syn_full = None
-        if rep["sources"]["yosys"]:
-            syn_full, _ = synthesize_cached(fw / "rtl", card.firmware.part)
-            files.append(plots.stage_depth(syn_full, card.firmware.clock_ns, rep["model"], pdir / "pipeline_stages.png"))
-            (tmp / "synth.json").write_text(json.dumps(syn_full, indent=1))
+        if syn is not None:
+            files.append(plots.stage_depth(syn, rep["target"]["clock_ns"], rep["model"], pdir / "pipeline_stages.png"))
+            (tmp / "synth.json").write_text(json.dumps(syn, indent=1))
         (tmp / "analytic.json").write_text(json.dumps({"model": analytic.MODEL, "layers": rep["layers"],
                                                         "totals": rep["sources"]["analytic"]["totals"]}, indent=1))
         for png in sorted((fw / REFERENCE / "plots").glob("*.png")):  # training: ROC / anomaly ROCs, loss, weights

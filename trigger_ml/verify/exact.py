@@ -67,11 +67,16 @@ def inputs_for(fw_dir: Path, ds, n_fuzz: int, seed: int = 0) -> dict[str, np.nda
     return sets
 
 
-def compare(levels: dict[str, L.Level], sets: dict[str, np.ndarray]) -> list[PairResult]:
+def compare(levels: dict[str, L.Level], sets: dict[str, np.ndarray],
+            reference_outputs: dict[str, np.ndarray] | None = None) -> list[PairResult]:
+    """Every level against the reference on every input set; the reference's outputs per set go
+    into `reference_outputs` when given (verify's fidelity check uses them)."""
     results = []
     ref = levels[REFERENCE]
     for set_name, x in sets.items():
         y_ref = ref.predict(x)
+        if reference_outputs is not None:
+            reference_outputs[set_name] = y_ref
         for name, level in levels.items():
             if name == REFERENCE:
                 continue

@@ -17,6 +17,9 @@ import numpy as np
 from trigger_ml.config import ModelCard
 
 
+VERDICT = {True: "pass", False: "FAIL", None: "n/a"}  # Check.ok as shown in tables
+
+
 @dataclass(frozen=True)
 class Check:
     """One gate: `name`, pass/fail (None: could not be checked), the figure, its limit, and why."""
@@ -31,10 +34,6 @@ class Check:
         if self.value is None:
             return self.detail
         return f"{self.value:.6g} against limit {self.limit:.6g}" + (f" ({self.detail})" if self.detail else "")
-
-
-def _scores(model, x: np.ndarray) -> np.ndarray:
-    return np.asarray(model.predict(x, batch_size=8192, verbose=0), dtype=np.float64).reshape(len(x), -1)[:, 0]
 
 
 def fidelity(card: ModelCard, q_score: np.ndarray, f_score: np.ndarray, ds) -> tuple[list[Check], dict[str, Any]]:
@@ -78,11 +77,11 @@ def fidelity_of(fw_dir: Path, card: ModelCard, q_score: np.ndarray, ds) -> tuple
     """Fidelity of a compiled model: `q_score` from the exact levels, the float twin from
     `reference/float.keras`."""
     from trigger_ml.compile.driver import FLOAT_MODEL
-    from trigger_ml.train.fit import load_model
+    from trigger_ml.train.fit import load_model, predict
     from trigger_ml.train.models import model_inputs
 
     twin = Path(fw_dir) / FLOAT_MODEL
     if not twin.exists():
         return [Check("fidelity", None, detail=f"{twin} is missing: compile from a training run that has a float twin")], {}
-    f_score = _scores(load_model(twin), model_inputs(card, ds))
+    f_score = predict(load_model(twin), model_inputs(card, ds))[:, 0].astype(np.float64)
     return fidelity(card, q_score, f_score, ds)
