@@ -173,6 +173,7 @@ def verify_cmd(
 
     from trigger_ml.errors import GateError, MismatchError
     from trigger_ml.verify import junit as J
+    from trigger_ml.verify.gates import VERDICT
     from trigger_ml.verify.run import verify_firmware
 
     if events < 1 or fuzz < 0:
@@ -199,7 +200,7 @@ def verify_cmd(
         for col in ("check", "value", "limit", "result", "source / detail"):
             gates.add_column(col)
         for c in out.gates:
-            verdict = {True: "pass", False: "FAIL", None: "n/a"}[c.ok]
+            verdict = VERDICT[c.ok]
             gates.add_row(c.name, "" if c.value is None else f"{c.value:.4g}", "" if c.limit is None else f"{c.limit:g}",
                           verdict, c.detail, style="bold red" if c.ok is False else None)
         results.print(gates)
@@ -228,8 +229,8 @@ def report_cmd(
     <firmware>/report/report.{json,md,html}."""
     from rich.table import Table
 
-    from trigger_ml.atomic import atomic_file
     from trigger_ml.report import build as R
+    from trigger_ml.verify.gates import VERDICT
 
     reps = []
     for fw in firmware:
@@ -243,21 +244,13 @@ def report_cmd(
             table.add_row(R.LABELS[q], R._fmt(f["value"]), f["source"])
         for c in rep["budget"]:
             table.add_row(c["check"], "" if c["value"] is None else R._fmt(c["value"]),
-                          {True: "pass", False: "FAIL", None: "n/a"}[c["ok"]], style="bold red" if c["ok"] is False else None)
+                          VERDICT[c["ok"]], style="bold red" if c["ok"] is False else None)
         results.print(table)
         log.info("wrote %s", Path(fw) / R.REPORT_DIR / "report.html")
     if len(reps) > 1 or summary is not None:
         head, rows = R.menu(reps)
-        table = Table(title="trigger menu")
-        for col in head:
-            table.add_column(col)
-        for r in rows:
-            table.add_row(*r)
-        results.print(table)
         dest = summary or Path(firmware[0]).parent / "menu.md"
-        with atomic_file(dest) as tmp:
-            tmp.write_text("| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n" +
-                           "".join("| " + " | ".join(r) + " |\n" for r in rows))
+        _print_and_write("trigger menu", head, rows, dest)
         log.info("wrote %s", dest)
 
 
@@ -277,8 +270,6 @@ def run_cmd(
     """The whole chain for each model: data -> train -> compile -> verify -> report, resumable
     (finished stages are reused by content hash), then a summary table. Exit 0 all pass, 1 a
     mismatch, 2 a fidelity or budget gate failed."""
-    from rich.table import Table
-
     from trigger_ml import pipeline as P
     from trigger_ml.atomic import atomic_file
 
@@ -286,15 +277,7 @@ def run_cmd(
                   from_stage=from_, to_stage=to, cards=cards, runs=runs, firmware=firmware, synth=synth)
     out = P.run(plan)
     head, rows = P.summary_table(out)
-    table = Table(title="trigger-ml run: summary")
-    for col in head:
-        table.add_column(col, overflow="fold")
-    for r in rows:
-        table.add_row(*r)
-    results.print(table)
-    with atomic_file(runs / "summary.md") as tmp:
-        tmp.write_text("| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n"
-                       + "".join("| " + " | ".join(r) + " |\n" for r in rows))
+    _print_and_write("trigger-ml run: summary", head, rows, runs / "summary.md")
     with atomic_file(runs / "summary.json") as tmp:
         tmp.write_text(__import__("json").dumps({"rows": out.rows, "timings_s": out.timings_s, "skipped": out.skipped},
                                                 indent=1, default=str))
@@ -303,6 +286,23 @@ def run_cmd(
              runs / "summary.md")
     if out.exit_code:
         raise typer.Exit(out.exit_code)
+
+
+def _print_and_write(title: str, head: list[str], rows: list[list[str]], dest: Path) -> None:
+    """Print a summary table and write it as Markdown (atomically)."""
+    from rich.table import Table
+
+    from trigger_ml.atomic import atomic_file
+    from trigger_ml.report.build import md_table
+
+    table = Table(title=title)
+    for col in head:
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(*r)
+    results.print(table)
+    with atomic_file(dest) as tmp:
+        tmp.write_text(md_table(head, rows))
 
 
 def main(argv: Optional[list[str]] = None) -> None:

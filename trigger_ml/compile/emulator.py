@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from trigger_ml.atomic import atomic_file
 from trigger_ml.compile.cache import cache_root, digest
 from trigger_ml.errors import ToolError, UnsupportedError
 
@@ -190,9 +191,8 @@ def build_runner(emu_dir: Path) -> Path:
 def build(hls_dir: Path, emu_dir: Path) -> bool:
     """Put the library and the runner into `emu_dir`; returns whether the library came from the cache."""
     lib, hit = build_library(hls_dir, emu_dir)
-    tmp = emu_dir / f".{LIB}.tmp"
-    shutil.copyfile(lib, tmp)
-    os.replace(tmp, emu_dir / LIB)  # a process that loaded the old library keeps a valid mapping
+    with atomic_file(emu_dir / LIB) as tmp:  # a process that loaded the old library keeps a valid mapping
+        shutil.copyfile(lib, tmp)
     build_runner(emu_dir)
     return hit
 
@@ -219,11 +219,8 @@ def _content_addressed(lib: Path) -> Path:
 
     dest = cache_root() / "loaded" / f"{file_sha256(lib)[:32]}.so"
     if not dest.exists():
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix=".so")
-        os.close(fd)
-        shutil.copyfile(lib, tmp)
-        os.replace(tmp, dest)
+        with atomic_file(dest) as tmp:
+            shutil.copyfile(lib, tmp)
     return dest
 
 

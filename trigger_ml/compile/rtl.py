@@ -70,7 +70,9 @@ class SoftwareModel:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-        threads = max(1, min(os.cpu_count() or 1, len(x) // 2048))
+        from trigger_ml.compile.emulator import MIN_EVENTS_PER_THREAD
+
+        threads = max(1, min(os.cpu_count() or 1, len(x) // MIN_EVENTS_PER_THREAD))
         return np.asarray(self.comb.predict(x, n_threads=threads), dtype=np.float64).reshape(len(x), -1)
 
 
