@@ -288,6 +288,57 @@ def run_cmd(
         raise typer.Exit(out.exit_code)
 
 
+@app.command("scan")
+def scan_cmd(
+    card: Annotated[Path, typer.Argument(help="model card to scan (e.g. models/eg_mlp.yaml)")],
+    grid: Annotated[Optional[list[str]], typer.Option(
+        "--grid", help="key=v1,v2,...: bits, sparsity, strategy (latency|da), reuse, clock, epochs, ... or section.field; "
+                       "repeat for more axes (the scan is their product)")] = None,
+    point: Annotated[Optional[list[str]], typer.Option(
+        "--point", help="one extra point key=v,key=v (besides the grid's product)")] = None,
+    scheduler: Annotated[str, typer.Option(help="local (a LocalCluster on this machine) or a dask scheduler address "
+                                                "such as tcp://host:8786")] = "local",
+    workers: Annotated[Optional[int], typer.Option(help="LocalCluster workers (default: one per core)")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="scan directory (default: scans/<model>)")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="your data file; default: simulate --events windows")] = None,
+    events: Annotated[int, typer.Option(help="windows to simulate when no --data is given")] = 200_000,
+    verify_events: Annotated[int, typer.Option(help="test windows per point for the bit-exact check")] = 10_000,
+    fuzz: Annotated[int, typer.Option(help="fuzzed input words per point")] = 1000,
+    rtl: Annotated[bool, typer.Option(help="include the Verilator RTL level in each point's check")] = True,
+    synth: Annotated[bool, typer.Option(help="yosys synthesis for each point's LUT/FF/DSP (else da4ml's estimate)")] = True,
+) -> None:
+    """Design-space scan on dask: each point of the grid is trained, compiled, verified and reported
+    like `run`; finished points are skipped on re-run; a failed point is recorded and the scan goes
+    on. Writes results.csv/.md/.json and pareto.png. Exit 0 all points ok, 1 some point failed."""
+    from trigger_ml.scan import ScanSpec, parse_grid, parse_point, scan
+
+    if events < 1 or verify_events < 1 or fuzz < 0:
+        raise TriggerMLError("--events and --verify-events must be >= 1, --fuzz >= 0")
+    spec = ScanSpec(card=card, grid=parse_grid(grid or []), extra=tuple(parse_point(p) for p in point or []),
+                    out=out or Path("scans") / card.stem, scheduler=scheduler, workers=workers, data=data, events=events,
+                    verify_events=verify_events, fuzz=fuzz, rtl=rtl, synth=synth)
+    res = scan(spec)
+    head = ["point", "status", f"{res.physics_name} (q / float)", "exact", "latency ns", "LUT / FF / DSP", "Pareto"]
+    rows = [[r["params"], r["status"] if not r["error"] else f"failed: {r['error']}",
+             "" if r["physics"] is None else f"{r['physics']:.4f} / {r['physics_float']:.4f}", r["exact"],
+             "" if r["latency_ns"] is None else f"{r['latency_ns']:g}",
+             "" if r["lut"] is None else " / ".join(f"{r[k]:,.0f}" for k in ("lut", "ff", "dsp")),
+             "yes" if r["pareto"] else ""] for r in res.rows]
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"trigger-ml scan: {spec.out} ({len(res.ran)} run, {len(res.skipped)} reused, "
+                        f"{len(res.failed)} failed, {res.seconds:.0f} s)")
+    for col in head:
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(*(escape(c) for c in r))
+    results.print(table)
+    log.info("results: %s (.md, .json), %s", spec.out / "results.csv", spec.out / "pareto.png")
+    if res.exit_code:
+        raise typer.Exit(res.exit_code)
+
+
 def _print_and_write(title: str, head: list[str], rows: list[list[str]], dest: Path) -> None:
     """Print a summary table and write it as Markdown (atomically)."""
     from rich.table import Table
@@ -307,7 +358,9 @@ def _print_and_write(title: str, head: list[str], rows: list[list[str]], dest: P
 
 def main(argv: Optional[list[str]] = None) -> None:
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)  # click returns a typer.Exit's code here, not raises it
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except TriggerMLError as exc:
         console.print(f"[bold red]error:[/] {exc.what}", highlight=False, soft_wrap=True)
         if exc.fix:

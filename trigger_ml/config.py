@@ -198,8 +198,13 @@ def load_card(path: str | Path) -> ModelCard:
         raise SchemaError(f"{path}: no such model card", "see models/ for the reference cards")
     except yaml.YAMLError as exc:
         raise SchemaError(f"{path}: not valid YAML ({exc})") from exc
-    card = _build(ModelCard, data, path.name)
+    return dataclasses.replace(card_from_dict(data, path.name), source=str(path))
+
+
+def card_from_dict(data: Any, where: str) -> ModelCard:
+    """Validate a card given as a mapping (the YAML's content); `where` names it in errors."""
+    card = _build(ModelCard, data, where)
     from trigger_ml.train.models import check_layers  # the layer registry lives with the builders
 
-    check_layers(card, str(path))
-    return dataclasses.replace(card, source=str(path))
+    check_layers(card, where)
+    return card

@@ -164,7 +164,7 @@ def run(plan: Plan = Plan()) -> Outcome:
         r_key = digest("report", v_key, str(plan.synth), _version())
         _forget_if_missing(stamps, f"report:{m}", fw_dir / "report" / "report.json")
         stage(f"report:{m}", r_key, lambda: _report(fw_dir, plan), "yosys synthesis, figures, plots")
-        row.update(_summary_row(run_dir, fw_dir))
+        row.update(summary_row(run_dir, fw_dir))
     return out
 
 
@@ -185,28 +185,44 @@ def _simulate(path: Path, n: int, seed: int) -> None:
     write_h5(simulate_dataset(n, seed=seed), path)
 
 
+# The stages as functions, shared by `run` and `scan` (trigger_ml.scan).
+
+
 def _train(card_file: Path, ds, run_dir: Path, plan: Plan) -> None:
     from trigger_ml.config import load_card
-    from trigger_ml.train.fit import train
 
     card = load_card(card_file)
     if plan.fast_overrides:
         card = card.with_overrides(training=plan.fast_overrides)
+    train_stage(card, ds, run_dir)
+
+
+def train_stage(card, ds, run_dir: Path) -> None:
+    from trigger_ml.train.fit import train
+
     train(card, ds, run_dir)
 
 
 def _compile(run_dir: Path, fw_dir: Path) -> None:
-    from trigger_ml.compile import compile_run
+    compile_stage(run_dir, fw_dir)
 
-    compile_run(run_dir, fw_dir)
+
+def compile_stage(run_dir: Path, fw_dir: Path, rtl: bool = True) -> None:
+    from trigger_ml.compile import Options, compile_run
+
+    compile_run(run_dir, fw_dir, Options(rtl=rtl))
 
 
 def _verify(fw_dir: Path, run_dir: Path, ds, plan: Plan) -> None:
+    verify_stage(fw_dir, run_dir, ds, plan.n_verify(), plan.fuzz)
+
+
+def verify_stage(fw_dir: Path, run_dir: Path, ds, n_verify: int, fuzz: int, rtl: bool = True) -> None:
     """Verify on the model's test windows (never trained on); the result is kept for the summary."""
     from trigger_ml.verify.run import verify_firmware
 
-    test = np.load(run_dir / "split.npz")["test"][: plan.n_verify()]
-    res = verify_firmware(fw_dir, ds.subset(np.sort(test)), plan.fuzz, rtl=True)
+    test = np.load(run_dir / "split.npz")["test"][:n_verify]
+    res = verify_firmware(fw_dir, ds.subset(np.sort(test)), fuzz, rtl=rtl)
     result = {
         "exit_code": res.exit_code,
         "exact": [{"level": r.level, "inputs": r.inputs, "compared": r.compared, "mismatched": r.mismatched}
@@ -219,12 +235,16 @@ def _verify(fw_dir: Path, run_dir: Path, ds, plan: Plan) -> None:
 
 
 def _report(fw_dir: Path, plan: Plan) -> None:
+    report_stage(fw_dir, plan.synth)
+
+
+def report_stage(fw_dir: Path, synth: bool = True) -> None:
     from trigger_ml.report.build import write
 
-    write(fw_dir, synth=plan.synth)
+    write(fw_dir, synth=synth)
 
 
-def _summary_row(run_dir: Path, fw_dir: Path) -> dict[str, Any]:
+def summary_row(run_dir: Path, fw_dir: Path) -> dict[str, Any]:
     row: dict[str, Any] = {}
     metrics = run_dir / "metrics.json"
     if metrics.exists():
