@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from trigger_ml.errors import MismatchError, UnsupportedError
-from trigger_ml.interop.qkeras_legacy import SUPPORTED_LAYERS, import_legacy, predictions_file
+from trigger_ml.interop.qkeras_legacy import SUPPORTED_LAYERS, import_legacy, plan, predictions_file
 from trigger_ml.interop.qkeras_quantizers import SUPPORTED_QUANTIZERS, map_quantizer, qkeras_quantize
 
 
@@ -257,6 +257,11 @@ def test_model_without_input_quantizer_is_refused(tmp_path):
         write_weights(f, mlp_weights())
     with pytest.raises(UnsupportedError, match="input grid"):
         import_legacy(src, tmp_path / "w.h5", tmp_path / "model.keras")
+    # with an input quantizer given, the plan puts it in front and has nothing left to refuse
+    p = plan(cfg, {n: w for n, w in mlp_weights().items()}, input_quantizer="quantized_bits(16,6)")
+    assert not p.errors and p.specs[1] == {"kind": "quantizer", "name": "input_quantizer",
+                                           "q": {"bits": 15, "integer": 6, "symmetric": False, "keep_negative": True}}
+    assert p.quantizers[0]["layer"] == "input_quantizer"
 
 
 # --------------------------------------------------------------------------- rebuild (child process)
@@ -312,21 +317,27 @@ def test_full_h5_and_a_wrong_prediction_is_a_mismatch(tmp_path):
     assert not out.exists()
 
 
-@pytest.mark.slow
-def test_imported_mlp_compiles_and_verifies_exact(imported, small_data, tmp_path):
+def write_card(run, reference: str, name: str) -> None:
+    """A minimal run directory for compile: the imported model.keras and a generated card (the
+    reference model's card renamed: its input kind gives the verify data and the fuzz grid)."""
     import yaml
 
-    from trigger_ml.compile import Options, compile_run
-    from trigger_ml.config import load_card
-    from trigger_ml.verify.run import verify_firmware
     from tests.conftest import ROOT
+    from trigger_ml.config import load_card
+
+    card = load_card(ROOT / "models" / f"{reference}.yaml").to_dict()
+    card.update(name=name, description=f"legacy QKeras model imported by test_qkeras_legacy ({reference} input)")
+    (run / "card.yaml").write_text(yaml.safe_dump(card, sort_keys=False))
+
+
+@pytest.mark.slow
+def test_imported_mlp_compiles_and_verifies_exact(imported, small_data, tmp_path):
+    from trigger_ml.compile import Options, compile_run
+    from trigger_ml.verify.run import verify_firmware
 
     d, _, _ = imported
     run = d / "run"
-    # a minimal run directory: the imported model and a generated card (10 feature inputs, eg_mlp's firmware)
-    card = load_card(ROOT / "models" / "eg_mlp.yaml").to_dict()
-    card.update(name="qkeras_mlp", description="legacy QKeras MLP imported by test_qkeras_legacy")
-    (run / "card.yaml").write_text(yaml.safe_dump(card, sort_keys=False))
+    write_card(run, "eg_mlp", "qkeras_mlp")  # 10 feature inputs, eg_mlp's firmware settings
     res = compile_run(run, tmp_path / "fw", Options(strategy="latency"))
     assert res.manifest["rtl"]["written"] is False and "da4ml cannot trace" in res.manifest["rtl"]["reason"]
     assert res.manifest["interface"]["inputs"][0]["precision"].startswith("ufixed<16,0")
@@ -334,3 +345,66 @@ def test_imported_mlp_compiles_and_verifies_exact(imported, small_data, tmp_path
     assert [(r.level, r.inputs) for r in out.exact] == [("csim", "data"), ("csim", "fuzzed")]
     assert out.exit_code == 0 and all(r.ok for r in out.exact), [r.first for r in out.exact]
     assert sum(r.compared for r in out.exact) == len(small_data.features) + 2006
+
+
+def conv_config() -> dict:
+    """A Keras 2.x Sequential: QActivation input grid, QConv2D with a quantized relu, Flatten, QDense."""
+    conv = _layer("QConv2D", "conv", None, filters=2, kernel_size=[3, 3], strides=[1, 1], padding="valid",
+                  data_format="channels_last", dilation_rate=[1, 1], groups=1, activation="quantized_relu(4,2)",
+                  use_bias=True, kernel_quantizer=KQ1, bias_quantizer=BQ1)
+    layers = [
+        {"class_name": "InputLayer", "config": {"batch_input_shape": [None, 9, 9, 1], "dtype": "float32",
+                                                "name": "image"}},
+        _layer("QActivation", "q_in", None, activation="quantized_bits(10,4,0,keep_negative=False)"),
+        conv,
+        _layer("Flatten", "flat", None, data_format="channels_last"),
+        _qdense("out", None, 1, KQ3, BQ1),
+    ]
+    for layer in layers:
+        layer.pop("inbound_nodes", None)
+        layer.pop("name", None)
+    return {"class_name": "Sequential", "keras_version": "2.11.0", "config": {"name": "seq", "layers": layers}}
+
+
+def conv_reference(x: np.ndarray, w) -> np.ndarray:
+    h = qkeras_bits(x, 10, 4, keep_negative=False)
+    k = qkeras_bits(w["conv"]["kernel"].astype(np.float64), **_args(KQ1))
+    b = qkeras_bits(w["conv"]["bias"].astype(np.float64), **_args(BQ1))
+    win = np.lib.stride_tricks.sliding_window_view(h, (3, 3), axis=(1, 2))  # (n, 7, 7, 1, 3, 3)
+    c = qkeras_relu(np.einsum("nijcuv,uvcf->nijf", win, k) + b, 4, 2)
+    kd = qkeras_bits(w["out"]["kernel"].astype(np.float64), **_args(KQ3))
+    return c.reshape(len(x), -1) @ kd + qkeras_bits(w["out"]["bias"].astype(np.float64), **_args(BQ1))
+
+
+@pytest.mark.slow
+def test_sequential_qconv2d_model_is_rebuilt_compiled_and_verified_exact(small_data, tmp_path):
+    """A Sequential QConv2D model on the 9x9 image grid (ufixed<10,4>, eg_cnn's input)."""
+    from trigger_ml.compile import Options, compile_run
+    from trigger_ml.verify.run import verify_firmware
+
+    rng = np.random.default_rng(5)
+    w = {"conv": {"kernel": rng.normal(0, 0.6, (3, 3, 1, 2)).astype(np.float32),
+                  "bias": rng.normal(0, 0.5, 2).astype(np.float32)},
+         "out": {"kernel": rng.normal(0, 0.3, (98, 1)).astype(np.float32), "bias": np.array([0.3], np.float32)}}
+    src = tmp_path / "model.json"
+    src.write_text(json.dumps(conv_config()))
+    with h5py.File(tmp_path / "w.h5", "w") as f:
+        f.attrs["layer_names"] = [b"q_in", b"conv", b"flat", b"out"]
+        for n in ("q_in", "conv", "flat", "out"):
+            g = f.create_group(n)
+            g.attrs["weight_names"] = [f"{n}/{k}:0".encode() for k in w.get(n, {})]
+            for k, arr in w.get(n, {}).items():
+                g.create_dataset(f"{n}/{k}:0", data=arr)
+    x = rng.integers(0, 2 ** 10, (400, 9, 9, 1)) * 2.0 ** -6
+    y = conv_reference(x, w)
+    assert len(np.unique(y)) > 100
+    np.savez(predictions_file(src), x=x, y=y)
+    run = tmp_path / "run"
+    info = import_legacy(src, tmp_path / "w.h5", run / "model.keras")
+    assert info["predictions"]["exact"] and info["input_shape"] == [9, 9, 1] and info["format"] == "json+h5"
+    assert [layer["name"] for layer in info["layers"]] == ["q_in", "conv", "conv_activation", "flat", "out"]
+    write_card(run, "eg_cnn", "qkeras_cnn")
+    res = compile_run(run, tmp_path / "fw", Options(strategy="latency"))
+    assert res.manifest["interface"]["inputs"][0]["precision"].startswith("ufixed<10,4")
+    out = verify_firmware(res.out, small_data, n_fuzz=500, rtl=False, check_fidelity=False, check_budget=False)
+    assert out.exit_code == 0 and all(r.ok for r in out.exact) and len(out.exact) == 2, [r.first for r in out.exact]
