@@ -24,6 +24,7 @@ BACKENDS = ("Vitis", "Vivado")
 SUPPORTED_LAYERS = (
     "InputLayer", "QDense", "QConv2D", "QMaxPool2D", "QMaxPooling2D", "Flatten", "QSubtract",
     "QMultiply", "QAdd", "Reshape", "QEinsumDenseBatchnorm",
+    "Quantizer",  # hgq2's qkeras QActivation (legacy QKeras imports)
 )
 PROJECT = "myproject"
 

@@ -227,6 +227,7 @@ def train(card: ModelCard, ds: Dataset, out: Path) -> dict[str, Any]:
 def load_model(path: str | Path):
     """Load a saved model (`import hgq` registers its layers; safe_mode stays on)."""
     import hgq  # noqa: F401
+    import qkeras.quantizers  # noqa: F401  registers hgq2's QKeras-style quantizer configs (leaves hgq.layers alone)
     import keras
 
     path = Path(path)
