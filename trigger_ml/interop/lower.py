@@ -5,8 +5,9 @@ Each Dense becomes a `QDense` whose weight and bias quantizers are the smallest 
 formats holding the (already quantized) values exactly; the Quant before a Dense becomes that
 QDense's input quantizer, a Quant at the end a `Quantizer` layer, a Relu the QDense's activation.
 A BipolarQuant (y = s if x >= 0 else -s) on a Dense's output x, whose values lie on a grid of
-2**-f, becomes u = ufixed<1,1,TRN,SAT>(x * 2**f + 1) in {0, 1} (the Dense's weights and bias
-scaled by 2**f, plus 1), and the next Dense reads y = s (2u - 1) by taking 2 s W as its kernel and
+2**-f with |x 2**f| <= 2**e (interval bounds), becomes u = ufixed<1,1,TRN>(x 2**(f-e) + 1): the
+argument lies in [0, 2), so u = [x >= 0] with neither saturation nor wrap (the Dense's weights and
+bias scaled by 2**(f-e), plus 1), and the next Dense reads y = s (2u - 1) by taking 2 s W as its kernel and
 b - s sum(W) as its bias (a final BipolarQuant gets a diagonal Dense that does this).
 
 Interval bounds from the input format give each quantizer's reachable range: a SAT quantizer that
@@ -22,11 +23,12 @@ from typing import Any
 import numpy as np
 
 from trigger_ml.errors import UnsupportedError
+from trigger_ml.interop import graph as G
 from trigger_ml.interop.graph import TRUNC_I, Dense, Fmt, Graph, Quant, Step
 
 MAX_FRAC = 32
 FLOAT32_EXACT_BITS = 24  # qonnx's executor and onnxruntime compute in float32
-UNIT = Fmt(0, 1, 0, "TRN", "SAT")  # u in {0, 1}
+UNIT = Fmt(0, 1, 0, "TRN", "WRAP")  # u in {0, 1}, from values in [0, 2): never wraps
 
 
 
@@ -107,7 +109,10 @@ def lower(graph: Graph) -> Lowered:
         raise UnsupportedError("the graph input is not quantized (no Quant node on it)",
                                "export the model with an input quantizer, or import it as float ONNX "
                                "with --input-format")
-    in_fmt = steps[0].fmt
+    # firmware inputs are words of the input Quant's format: its rounding and clipping happen before
+    # the firmware, so the model's input quantizer is the grid itself (TRN, WRAP: identity on it)
+    q_in = steps[0].fmt
+    in_fmt = G.Fmt(q_in.k, q_in.i, q_in.f, "TRN", "SAT_SYM" if q_in.overflow_mode == "SAT_SYM" else "WRAP")
     lo, hi = (np.full(graph.n_in, v) for v in fmt_range(in_fmt))
     pos, layers, acc_bits = 1, [], []
     cur_fmt: Fmt | None = in_fmt
@@ -136,8 +141,9 @@ def lower(graph: Graph) -> Lowered:
         if relu:
             z_lo, z_hi = np.maximum(z_lo, 0), np.maximum(z_hi, 0)
         layer = Layer(w, b, cur_fmt, relu, f"dense_{len(layers)}")
-        if bip is not None:
-            layer.w, layer.b = w * 2.0**f_acc, b * 2.0**f_acc + 1
+        if bip is not None:  # n = x 2**f is an integer in [-2**e, 2**e): u = floor(n 2**-e + 1) = [x >= 0]
+            e = max(_needed_i(float(z_lo.min()), float(z_hi.max()), f_acc, 1) + f_acc, 0)
+            layer.w, layer.b = w * 2.0 ** (f_acc - e), b * 2.0 ** (f_acc - e) + 1
             cur_fmt, bipolar = UNIT, bip
             lo, hi = np.zeros_like(z_lo), np.ones_like(z_hi)
         elif q is not None:

@@ -10,11 +10,11 @@ agreement, never called exact). The compile and verify chain then checks the fix
 bit for bit at every firmware level as usual.
 
 Precision policy for float ONNX (`FloatPolicy`): inputs on the format given (default
-fixed<16,6>: 1 sign, 5 integer, 10 fraction bits, RND, SAT); each weight and bias tensor rounded
-to `weight_bits` significant bits including the sign (fraction bits set by the tensor's largest
-magnitude); each hidden activation rounded (RND) to `act_frac_bits` fractional bits with the
-integer bits of its reachable range from interval bounds over the input format (it never
-overflows); the output is the exact accumulator.
+fixed<16,6>: 1 sign, 5 integer, 10 fraction bits); each weight and bias tensor rounded to
+`weight_bits` significant bits including the sign (fraction bits set by the tensor's largest
+magnitude); each Dense block's output (hidden activations and the model output) rounded (RND) to
+`act_frac_bits` fractional bits with the integer bits of its reachable range from interval
+bounds over the input format, so it never overflows.
 """
 
 from __future__ import annotations
@@ -141,17 +141,15 @@ def _round_bits(v: np.ndarray, bits: int) -> np.ndarray:
 
 
 def apply_policy(steps: list[G.Step], in_fmt: G.Fmt, policy: FloatPolicy) -> list[G.Step]:
-    """Insert the policy's quantizers into a float chain (weights rounded, activations quantized)."""
+    """Insert the policy's quantizers into a float chain (weights rounded, each Dense block's output
+    rounded to act_frac_bits with the integer bits of its reachable range)."""
     out: list[G.Step] = [G.Quant(in_fmt, "input")]
-    dense_at = [j for j, s in enumerate(steps) if isinstance(s, G.Dense)]
     for j, s in enumerate(steps):
         if isinstance(s, G.Dense):
             s = G.Dense(_round_bits(s.w, policy.weight_bits), _round_bits(s.b, policy.weight_bits), s.name)
         out.append(s)
         nxt = steps[j + 1] if j + 1 < len(steps) else None
-        if not dense_at or j >= dense_at[-1]:
-            continue
-        if isinstance(nxt, G.Dense) or (isinstance(s, G.Relu) and not isinstance(nxt, G.Relu)):
-            relu = isinstance(s, G.Relu)
-            out.append(G.Quant(G.Fmt(0 if relu else 1, G.TRUNC_I, policy.act_frac_bits, "RND", "SAT"), f"act_{j}"))
+        if nxt is None or isinstance(nxt, G.Dense):
+            k = 0 if isinstance(s, G.Relu) else 1
+            out.append(G.Quant(G.Fmt(k, G.TRUNC_I, policy.act_frac_bits, "RND", "SAT"), f"act_{j}"))
     return out

@@ -64,6 +64,19 @@ class QonnxExecutor:
         return np.concatenate(outs) if outs else np.zeros((0, 0))
 
 
+def _symbolic_batch(model):
+    """A copy with a free batch dimension on the input and output (exports often fix it to 1)."""
+    import onnx
+
+    m = onnx.ModelProto.FromString(model.SerializeToString())
+    for vi in list(m.graph.input) + list(m.graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        if len(dims):
+            dims[0].dim_param = "N"
+    del m.graph.value_info[:]
+    return m
+
+
 class OrtSession:
     """onnxruntime on a batch (float32 in, float64 out)."""
 
@@ -71,6 +84,8 @@ class OrtSession:
 
     def __init__(self, model) -> None:
         import onnxruntime as ort
+
+        model = _symbolic_batch(model)
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = opts.inter_op_num_threads = 1
