@@ -92,3 +92,21 @@ def float_mlp(sizes=(6, 10, 3), seed: int = 2):
     m = _model(nodes, inits, sizes[0], sizes[-1])
     del m.opset_import[1]
     return m
+
+
+def qonnx_trunc(version: int = 1, n_in: int = 6, n_out: int = 4, seed: int = 3):
+    """Quant(input, 5 bits, scale 2**-2) -> MatMul (3-bit integer weights) -> Trunc to 3 fewer bits:
+    v1 (qonnx opset 1: floor(x / 8) on the input scale) or v2 (opset 2: floor onto scale 2**1, 6 bits)."""
+    from onnx import helper
+
+    rng = np.random.default_rng(seed)
+    inits = [_const("zero", 0.0), _const("s_in", 2.0**-2), _const("b_in", 5.0), _const("one", 1.0),
+             _const("b3", 3.0), _const("w", rng.integers(-4, 4, (n_in, n_out))), _const("b10", 10.0),
+             _const("b7", 7.0), _const("s_out", 2.0**1), _const("b6", 6.0)]
+    trunc_in = ["mm", "s_in", "zero", "b10", "b7"] if version == 1 else ["mm", "s_in", "zero", "b10", "s_out", "b6"]
+    nodes = [_quant("x", "xq", "s_in", "b_in", 1), _quant("w", "wq", "one", "b3", 1),
+             helper.make_node("MatMul", ["xq", "wq"], ["mm"]),
+             helper.make_node("Trunc", trunc_in, ["y"], domain=QONNX, rounding_mode="FLOOR")]
+    m = _model(nodes, inits, n_in, n_out)
+    m.opset_import[1].version = version
+    return m

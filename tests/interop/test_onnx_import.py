@@ -177,3 +177,16 @@ def test_signed_fuzz_vectors_cover_the_range_on_the_grid():
     assert x.min() == -2.0 and x.max() == 2.0 - 0.25
     np.testing.assert_array_equal(x * 4, np.round(x * 4))
     assert (x < 0).mean() > 0.3
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_trunc_imports_exactly(tmp_path, version):
+    """Both Trunc forms, checked by the import against qonnx's executor on every fuzzed input."""
+    from trigger_ml.interop import import_model
+
+    src = tmp_path / "t.onnx"
+    onnx.save(M.qonnx_trunc(version), src)
+    summary = import_model(src, tmp_path / "run")
+    assert summary["import_check"]["mismatched"] == 0 and summary["import_check"]["compared"] > 1000
+    y = np.load(tmp_path / "run" / "foreign" / "outputs.npy")
+    assert len(np.unique(y)) > 8  # the truncation keeps information: equality is not trivial

@@ -69,6 +69,7 @@ class Relu:
 class Quant:
     fmt: Fmt
     name: str = ""
+    exact_grid: int | None = None  # Trunc: its input must already lie on 2**-exact_grid (qonnx rounds it first)
 
 
 @dataclass(frozen=True)
@@ -273,22 +274,32 @@ def _dynamic(node, attrs: dict[str, Any], pos: int, others: list[np.ndarray], st
 
 def _trunc(attrs: dict[str, Any], others: list[np.ndarray], steps: list[Step], problems: list[str],
            where: str, name: str) -> None:
-    """qonnx's Trunc (v1: scale, zeropt, in bits, out bits): floor(round(x / s) / 2**t) * s with
-    t = in - out; exact as a power-of-two rescale of the preceding Dense then a floor onto s."""
+    """qonnx's Trunc. v1 (scale s, zero point, in bits, out bits): floor(round(x / s) / 2**t) * s with
+    t = in - out: the preceding Dense rescaled by 2**-t, then a floor onto s. v2 (s, zero point, in
+    bits, output scale S, out bits; signed, narrow): clip(floor(round(x / s) * s / S)) * S: a floor
+    onto S with the output bit width, saturating. Both need x on the grid s already (checked when
+    lowering)."""
     last = steps[-1] if steps else None
-    if len(others) != 4:
-        problems.append(f"{where}: only the 4-input Trunc (qonnx v1) is supported")
-        return
-    scale, zeropt, b_in, b_out = others
-    e = _pow2_exponent(scale)
-    t = int(np.max(b_in) - np.max(b_out))
-    if e is None or np.any(zeropt != 0) or not isinstance(last, Dense):
-        problems.append(f"{where}: needs a power-of-two scale, zero point 0 and a preceding MatMul/Gemm")
-        return
     mode = attrs.get("rounding_mode", "FLOOR").upper()
     if mode not in ROUNDING:
         problems.append(f"{where}: rounding_mode {mode}")
         return
-    last.w, last.b = last.w * 2.0**-t, last.b * 2.0**-t
-    # the pre-rounding onto s is exact only when the accumulator is already on that grid: checked in lowering
-    steps.append(Quant(Fmt(1, TRUNC_I, -int(e), ROUNDING[mode], "WRAP"), name))
+    if len(others) == 4:
+        scale, zeropt, b_in, b_out = others
+        e, t = _pow2_exponent(scale), int(np.max(b_in) - np.max(b_out))
+        if e is None or np.any(zeropt != 0) or not isinstance(last, Dense):
+            problems.append(f"{where}: needs a power-of-two scale, zero point 0 and a preceding MatMul/Gemm")
+            return
+        last.w, last.b = last.w * 2.0**-t, last.b * 2.0**-t
+        steps.append(Quant(Fmt(1, TRUNC_I, -int(e), ROUNDING[mode], "WRAP"), name, exact_grid=t - int(e)))
+    elif len(others) == 5:
+        scale, zeropt, _, out_scale, b_out = others
+        e, e_out = _pow2_exponent(scale), _pow2_exponent(out_scale)
+        if e is None or e_out is None or np.any(zeropt != 0):
+            problems.append(f"{where}: needs power-of-two scales and zero point 0")
+            return
+        fmt = quant_fmt(out_scale, zeropt, b_out, attrs.get("signed", 1), attrs.get("narrow", 0), mode, where, problems)
+        if fmt is not None:
+            steps.append(Quant(fmt, name, exact_grid=-int(e)))
+    else:
+        problems.append(f"{where}: Trunc with {len(others) + 1} inputs")

@@ -147,9 +147,10 @@ def lower(graph: Graph) -> Lowered:
             cur_fmt, bipolar = UNIT, bip
             lo, hi = np.zeros_like(z_lo), np.ones_like(z_hi)
         elif q is not None:
-            if q.overflow_mode == "WRAP" and q.i >= TRUNC_I and f_acc > q.f:
+            grid = [a.exact_grid for a in acts if isinstance(a, Quant) and a.exact_grid is not None]
+            if grid and f_acc > grid[0]:
                 problems.append(f"Trunc after {d.name!r}: its input has {f_acc} fractional bits, more than its "
-                                f"scale's {q.f} (qonnx rounds it first)")
+                                f"scale's {grid[0]} (qonnx rounds it onto the scale first)")
             q = _tighten(q, z_lo, z_hi, f_acc)
             cur_fmt, bipolar = q, None
             lo, hi = np.clip(z_lo, *fmt_range(q)), np.clip(z_hi, *fmt_range(q))
