@@ -30,13 +30,15 @@ def _quant(x: str, y: str, scale: str, bits: str, signed: int, rounding: str = "
 
 
 def qonnx_mlp_2bit(sizes=(8, 16, 8, 4), seed: int = 0, ir_version: int | None = 14):
-    """Quant(input, 4 bits) -> [MatMul (2-bit weights, Quant nodes on float weights) + Add bias ->
+    """Quant(input, 4 bits) -> Reshape (1, -1) (as exporters write it) -> [MatMul (2-bit weights, Quant nodes on float weights) + Add bias ->
     Relu -> Quant (2-bit unsigned)] ... -> last MatMul + Add -> Quant (4-bit signed) output."""
     from onnx import helper
 
     rng = np.random.default_rng(seed)
-    nodes = [_quant("x", "a0", "s_in", "b_in", 1)]
-    inits = [_const("zero", 0.0), _const("s_in", 2.0**-2), _const("b_in", 4.0), _const("s_w", 0.5), _const("b2", 2.0),
+    from onnx import numpy_helper
+
+    nodes = [_quant("x", "xq", "s_in", "b_in", 1), helper.make_node("Reshape", ["xq", "flat"], ["a0"])]
+    inits = [numpy_helper.from_array(np.array([1, -1], np.int64), "flat"), _const("zero", 0.0), _const("s_in", 2.0**-2), _const("b_in", 4.0), _const("s_w", 0.5), _const("b2", 2.0),
              _const("s_a", 0.5), _const("s_out", 2.0**-2), _const("b_out", 6.0)]
     a = "a0"
     for j, (n_i, n_o) in enumerate(zip(sizes[:-1], sizes[1:])):

@@ -37,7 +37,22 @@ def _with_batch(model, n: int):
             dims[0].ClearField("dim_param")
             dims[0].dim_value = n
     del m.graph.value_info[:]
+    _batch_reshapes(m)
     return ModelWrapper(m).transform(InferShapes())
+
+
+def _batch_reshapes(m) -> None:
+    """Exports reshape (1, ...) -> (1, -1) with a constant shape: make it (0, -1) (0 keeps the batch)."""
+    from onnx import numpy_helper
+
+    inits = {t.name: t for t in m.graph.initializer}
+    for node in m.graph.node:
+        if node.op_type == "Reshape" and len(node.input) > 1 and node.input[1] in inits:
+            shape = numpy_helper.to_array(inits[node.input[1]])
+            if shape.shape == (2,) and shape[0] == 1:
+                name = f"{node.input[1]}__batch_{node.name or node.output[0]}"
+                m.graph.initializer.append(numpy_helper.from_array(np.array([0, -1], np.int64), name))
+                node.input[1] = name
 
 
 class QonnxExecutor:
@@ -74,6 +89,7 @@ def _symbolic_batch(model):
         if len(dims):
             dims[0].dim_param = "N"
     del m.graph.value_info[:]
+    _batch_reshapes(m)
     return m
 
 
