@@ -192,3 +192,23 @@ def test_trunc_imports_exactly(tmp_path, version):
     assert summary["import_check"]["mismatched"] == 0 and summary["import_check"]["compared"] > 1000
     y = np.load(tmp_path / "run" / "foreign" / "outputs.npy")
     assert len(np.unique(y)) > 8  # the truncation keeps information: equality is not trivial
+
+
+@pytest.mark.slow
+def test_a_changed_foreign_model_is_a_mismatch_at_the_qonnx_level(imported, tmp_path):
+    """verify runs the foreign file itself: editing one of its weights is caught and named."""
+    import shutil
+
+    from onnx import numpy_helper
+
+    _, fw, _ = imported("qonnx_2bit")
+    shutil.copytree(fw, tmp_path / "fw", symlinks=True)
+    path = tmp_path / "fw" / "reference" / "foreign" / "model.onnx"
+    m = onnx.load(path)
+    t = next(t for t in m.graph.initializer if t.name == "bias0")
+    t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t) + 0.5, "bias0"))
+    onnx.save(m, path)
+    out = _verify(tmp_path / "fw", rtl=False)
+    bad = [r for r in out.exact if not r.ok]
+    assert [r.level for r in bad] == ["qonnx"] and out.exit_code == 1
+    assert "qonnx" in out.diagnosis and out.reproducer is not None and out.reproducer.exists()

@@ -121,6 +121,9 @@ def _diagnose(out: Outcome, levels, sets) -> None:
             out.diagnosis = out.divergence.describe()
         elif not out.diagnosis:
             out.diagnosis = "every traced layer agrees: the difference arises after the last traced layer"
+    elif r.level not in ("da4ml", "rtl"):  # an imported model's own reference (qonnx's executor)
+        out.diagnosis = (f"output element {r.first.get('output_index')} differs between the imported model's own "
+                         f"reference ({r.level}) and its lowering to hgq2 layers (model.keras)")
     else:
         csim_ok = all(b.level != "csim" for b in bad)
         out.diagnosis = (f"output element {r.first.get('output_index')} differs; da4ml traces the model into one "
