@@ -1,4 +1,4 @@
-"""The command line: `trigger-ml data|train|compile|verify|report|run ...`.
+"""The command line: `trigger-ml data|train|compile|verify|report|run|import|export ...`.
 
 Every command raises `TriggerMLError` for bad input; `main` prints it once and exits with its
 code (0 success, 1 mismatch, 2 fidelity or budget exceeded, 3 usage or tool error).
@@ -178,7 +178,15 @@ def verify_cmd(
 
     if events < 1 or fuzz < 0:
         raise TriggerMLError("--events must be >= 1 and --fuzz >= 0")
-    if data is not None:
+    from trigger_ml.compile.driver import CARD
+    from trigger_ml.config import load_card
+
+    if (firmware / CARD).exists() and load_card(firmware / CARD).input == "tensor":
+        if data is not None:
+            raise TriggerMLError(f"{firmware} is an imported model: it reads no ECAL data",
+                                 "drop --data (it is checked on fuzzed words of its input format)")
+        ds = None
+    elif data is not None:
         from trigger_ml.data import read_dataset
 
         ds = read_dataset(data)
@@ -337,6 +345,51 @@ def scan_cmd(
     log.info("results: %s (.md, .json), %s", spec.out / "results.csv", spec.out / "pareto.png")
     if res.exit_code:
         raise typer.Exit(res.exit_code)
+@app.command("import")
+def import_cmd(
+    src: Annotated[Path, typer.Argument(help="model.onnx (QONNX or float ONNX), model.json (QKeras, with --weights) "
+                                            "or model.h5 (QKeras)")],
+    out: Annotated[Path, typer.Option(help="run directory to write (then `trigger-ml compile` it)")],
+    weights: Annotated[Optional[Path], typer.Option(help="the .h5 weights of a QKeras model.json")] = None,
+    input_format: Annotated[Optional[str], typer.Option(help="float ONNX: input format fixed<W,I> or ufixed<W,I> "
+                                                        "(default fixed<16,6>)")] = None,
+    weight_bits: Annotated[Optional[int], typer.Option(help="float ONNX: bits per weight, sign included "
+                                                       "(default 16)")] = None,
+    act_frac_bits: Annotated[Optional[int], typer.Option(help="float ONNX: fractional bits of hidden activations "
+                                                         "(default 10)")] = None,
+) -> None:
+    """Import a foreign model (QONNX, float ONNX, legacy QKeras) as a run directory that `compile` and
+    `verify` take, keeping its own reference (qonnx's executor, onnxruntime, the rebuilt QKeras model)."""
+    import json
+
+    from trigger_ml.interop import import_model
+
+    with console.status(f"importing {src} -> {out}"):
+        summary = import_model(src, out, weights, input_format=input_format, weight_bits=weight_bits,
+                               act_frac_bits=act_frac_bits)
+    keys = ("kind", "reference", "check", "n_inputs", "n_outputs", "layers", "import_check", "predictions")
+    results.print_json(json.dumps({k: summary[k] for k in keys if k in summary}, default=str))
+    log.info("wrote %s; next: trigger-ml compile %s --out firmware/<name>", out, out)
+
+
+@app.command("export")
+def export_cmd(
+    run: Annotated[Path, typer.Argument(help="training run directory (from `trigger-ml train`)")],
+    onnx: Annotated[bool, typer.Option("--onnx", help="write float.onnx (the float twin) and model.qonnx.onnx "
+                                       "(the quantized model as QONNX)")] = False,
+    out: Annotated[Optional[Path], typer.Option(help="output directory (default <run>/onnx)")] = None,
+) -> None:
+    """Export a trained run: --onnx writes the float twin as ONNX and the quantized model as QONNX, and
+    checks them (float: onnxruntime vs Keras within 1e-6; QONNX: qonnx's executor vs Keras, exact)."""
+    import json
+
+    if not onnx:
+        raise TriggerMLError("choose an export format", "trigger-ml export <run> --onnx")
+    from trigger_ml.interop.onnx_export import export_run
+
+    with console.status(f"exporting {run} as ONNX"):
+        summary = export_run(run, out or run / "onnx")
+    results.print_json(json.dumps(summary, default=str))
 
 
 def _print_and_write(title: str, head: list[str], rows: list[list[str]], dest: Path) -> None:

@@ -16,8 +16,8 @@ import yaml
 
 from trigger_ml.errors import SchemaError
 
-Task = Literal["classifier", "anomaly"]
-InputKind = Literal["features", "image", "image_flat"]
+Task = Literal["classifier", "anomaly", "imported"]  # imported: `trigger-ml import` (trigger_ml.interop)
+InputKind = Literal["features", "image", "image_flat", "tensor"]  # tensor: shape and grid in the run's metrics.json
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,8 @@ CARD = "card.yaml"
 MODEL = "hls/keras_model.keras"  # the quantized model file, byte for byte
 REFERENCE = "reference"
 FLOAT_MODEL = "reference/float.keras"  # the float twin, when the run has one
-RUN_FILES = ("float.keras", "metrics.json", "plots")  # what reference/ keeps of the training run
+RUN_FILES = ("float.keras", "metrics.json", "plots", "foreign")  # what reference/ keeps of the run
+# (foreign/: an imported model's own file and reference outputs, see trigger_ml.interop)
 
 
 @dataclass(frozen=True)
@@ -80,9 +81,12 @@ def read_run(run_dir: Path) -> tuple[ModelCard, dict[str, Any], Path]:
 
 
 def input_grid(card: ModelCard, data_meta: dict[str, Any]) -> list[dict[str, int]]:
-    """The model's input quantizer grid: (integer, fraction) bits per input, unsigned."""
+    """The model's input quantizer grid: (integer, fraction) bits per input, unsigned (an imported
+    model's grid, possibly signed, is in its run's metrics.json)."""
     from trigger_ml.train.models import input_formats, input_shape
 
+    if card.input == "tensor":
+        return [dict(e) for e in data_meta["input_grid"]]
     shape = input_shape(card, data_meta)
     i_bits, f_bits = input_formats(card, data_meta, shape)
     i_bits, f_bits = np.broadcast_to(i_bits, shape).ravel(), np.broadcast_to(f_bits, shape).ravel()

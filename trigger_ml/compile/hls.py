@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 STRATEGIES = {"latency": "Latency", "distributed_arithmetic": "distributed_arithmetic", "da": "distributed_arithmetic"}
 BACKENDS = ("Vitis", "Vivado")
 SUPPORTED_LAYERS = (
-    "InputLayer", "QDense", "QConv2D", "QMaxPool2D", "QMaxPooling2D", "Flatten", "QSubtract",
+    "InputLayer", "QDense", "QConv2D", "QMaxPool2D", "QMaxPooling2D", "Flatten", "Quantizer", "QSubtract",
     "QMultiply", "QAdd", "Reshape", "QEinsumDenseBatchnorm",
     "Quantizer",  # hgq2's qkeras QActivation (legacy QKeras imports)
 )

@@ -28,6 +28,10 @@ def trace(model, input_kif: tuple[int, int, int] | None = None):
     from da4ml.converter import trace_model
     from da4ml.trace import HWConfig, comb_trace
 
+    conv = _rnd_conv_layers(model)
+    if conv:
+        raise UnsupportedError(f"da4ml 0.5 has no RND_CONV (round half to even) rounding, used by {', '.join(conv)}",
+                               "the HLS C simulation is still checked exactly; for RTL use RND/TRN quantizers")
     try:
         inp, out = trace_model(model, HWConfig(1, -1, -1), solver_options={"hard_dc": 2}, inputs_kif=input_kif)
         return comb_trace(inp, out, keep_dead_inputs=True)
@@ -36,6 +40,17 @@ def trace(model, input_kif: tuple[int, int, int] | None = None):
             f"da4ml cannot trace model {model.name!r}: {type(exc).__name__}: {exc}",
             "da4ml takes hgq2-native layers with RND/TRN rounding and WRAP overflow; compile with --no-rtl",
         ) from exc
+
+
+def _rnd_conv_layers(model) -> list[str]:
+    """Layers with an hgq2 quantizer rounding half to even (QONNX's ROUND, QKeras's default)."""
+    out = []
+    for layer in model.layers:
+        qs = [getattr(layer, a, None) for a in ("_iq", "_kq", "_bq", "_oq")] + [layer]
+        modes = {getattr(getattr(q, "quantizer", None), "round_mode", None) for q in qs if q is not None}
+        if "RND_CONV" in modes:
+            out.append(layer.name)
+    return out
 
 
 def write_verilog(comb, card: ModelCard, out: Path):

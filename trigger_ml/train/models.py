@@ -56,6 +56,10 @@ def check_layers(card: ModelCard, where: str) -> None:
     """Fail with one clear error on an unknown layer type, key or activation."""
     if not card.layers:
         raise SchemaError(f"{where}: 'layers' is empty")
+    if card.task == "imported":  # the layers describe an imported model file (the file is the truth)
+        if card.input != "tensor":
+            raise SchemaError(f"{where}: task 'imported' goes with input 'tensor' (cards of `trigger-ml import`)")
+        return
     for i, spec in enumerate(card.layers):
         kind = spec.get("type")
         if kind not in LAYERS:
@@ -69,6 +73,8 @@ def check_layers(card: ModelCard, where: str) -> None:
         if spec.get("activation", "linear") not in ACTIVATIONS:
             raise UnsupportedError(f"{where}: layer {i} has activation {spec['activation']!r}",
                                    f"supported activations: {list(ACTIVATIONS)}")
+    if card.input == "tensor":
+        raise SchemaError(f"{where}: input 'tensor' is for imported models (task 'imported')")
     if card.task == "classifier" and (card.layers[-1].get("type") != "dense" or card.layers[-1].get("units") != 1):
         raise SchemaError(f"{where}: a classifier ends in dense with units: 1 (the logit)")
 
@@ -85,6 +91,9 @@ def input_shift(card: ModelCard, ds_meta: dict[str, Any]) -> np.ndarray:
 
 def model_inputs(card: ModelCard, ds: Dataset) -> np.ndarray:
     """The model's input array for a data set (exact: a power-of-two scale of integer grids)."""
+    if card.input == "tensor":
+        raise SchemaError(f"{card.name}: an imported model does not read ECAL windows",
+                          "verify it without --data (fuzzed words of its input format and its own reference)")
     if card.input == "features":
         return (ds.features / input_shift(card, ds.meta)).astype(np.float32)
     x = ds.images.astype(np.float32) / input_shift(card, ds.meta)
@@ -129,6 +138,11 @@ def input_masks(card: ModelCard, ds_meta: dict[str, Any]) -> dict[str, np.ndarra
 
 
 def input_shape(card: ModelCard, ds_meta: dict[str, Any]) -> tuple[int, ...]:
+    if card.input == "tensor":
+        if "input_shape" not in ds_meta:
+            raise SchemaError(f"{card.name}: input 'tensor' needs data.input_shape in the run's metrics.json",
+                              "re-create the run with `trigger-ml import`")
+        return tuple(int(d) for d in ds_meta["input_shape"])
     w = int(ds_meta.get("window", 9))
     return {"features": (len(FEATURES),), "image": (w, w, 1), "image_flat": (w * w,)}[card.input]
 

@@ -1,6 +1,7 @@
 """The exact check: every level against the quantized model, raw outputs, exact equality.
 
-Inputs are data windows and fuzzed words of the input format (`vectors.extreme_inputs`).
+Inputs are data windows and fuzzed words of the input format (`vectors.extreme_inputs`). An
+imported QONNX model adds its own reference, qonnx's executor, as one more level.
 Each pair (reference, level) gives counts of events compared and mismatched, and the first
 mismatching event with expected and got.
 """
@@ -45,6 +46,9 @@ def load_levels(fw_dir: Path, rtl_sim: bool = True) -> dict[str, L.Level]:
     fw_dir = Path(fw_dir)
     m = manifest.read(fw_dir)
     out: dict[str, L.Level] = {REFERENCE: L.QuantizedModel.load(fw_dir / MODEL), "csim": L.csim(fw_dir)}
+    foreign = L.foreign_reference(fw_dir)
+    if foreign is not None and foreign[1]["check"] == "exact":  # an imported QONNX model: its own executor
+        out[foreign[1]["reference"]] = foreign[0]
     if m["rtl"]["written"]:
         sw = L.software_model(fw_dir)
         out["da4ml"] = sw
@@ -60,9 +64,13 @@ def inputs_for(fw_dir: Path, ds, n_fuzz: int, seed: int = 0) -> dict[str, np.nda
     card = load_card(fw_dir / CARD)
     m = manifest.read(fw_dir)
     sets = {}
-    if ds is not None:
+    if ds is not None and card.input != "tensor":  # an imported model reads no ECAL windows
         sets["data"] = model_inputs(card, ds).astype(np.float64)
     meta = ds.meta if ds is not None else {}
+    if card.input == "tensor":  # an imported model: its input shape is in the run's metrics
+        import json
+
+        meta = json.loads((fw_dir / "reference" / "metrics.json").read_text())["data"]
     sets["fuzzed"] = extreme_inputs(m["input_grid"], input_shape(card, meta), n_random=n_fuzz, seed=seed)
     return sets
 

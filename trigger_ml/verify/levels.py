@@ -5,6 +5,7 @@
   for every value up to 53 bits, so it is the golden model (docs/research, gotcha G1).
 - `CSim`: hls4ml's C simulation, through the compiled emulator library.
 - `SoftwareModel`: da4ml's bit-exact interpreter of the traced logic.
+- `foreign_reference`: an imported model's own reference (qonnx's executor or onnxruntime).
 """
 
 from __future__ import annotations
@@ -89,3 +90,13 @@ def rtl_sim(fw_dir: str | Path, comb=None):
     sim, seconds, hit = build_rtl_sim(Path(fw_dir) / "rtl", comb)
     sim.build_seconds, sim.cached = seconds, hit
     return sim
+
+
+def foreign_reference(fw_dir: str | Path):
+    """(level, info) of an imported model's own reference (`reference/foreign/`), or None."""
+    folder = Path(fw_dir) / "reference" / "foreign"
+    if not (folder / "info.json").exists():
+        return None
+    from trigger_ml.interop.reference import load
+
+    return load(folder)

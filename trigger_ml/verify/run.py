@@ -74,7 +74,9 @@ def verify_firmware(fw_dir: str | Path, ds, n_fuzz: int = 1000, rtl: bool = True
     out = Outcome(fw_dir, exact.compare(levels, sets, y_ref))
     if out.mismatched:
         _diagnose(out, levels, sets)
-    if check_fidelity and ds is not None:
+    if check_fidelity and card.task == "imported":
+        out.gates += _foreign_fidelity(fw_dir, sets["fuzzed"], y_ref["fuzzed"])
+    elif check_fidelity and ds is not None:
         q_score = y_ref["data"][:, 0]
         checks, out.physics = fidelity_of(fw_dir, card, q_score, ds)
         out.gates += checks
@@ -83,6 +85,26 @@ def verify_firmware(fw_dir: str | Path, ds, n_fuzz: int = 1000, rtl: bool = True
 
         out.gates += budget.check(card.budget, figures.best(fw_dir, card.firmware.clock_ns))
     return out
+
+
+def _foreign_fidelity(fw_dir: Path, x: np.ndarray, y_fixed: np.ndarray) -> list[Check]:
+    """An imported float ONNX model: the fixed-point model against onnxruntime (fidelity, with the
+    tolerances chosen at import); an imported QONNX model is an exact level instead."""
+    from trigger_ml.verify.levels import foreign_reference
+
+    ref = foreign_reference(fw_dir)
+    if ref is None or ref[1]["check"] != "fidelity":
+        return []
+    level, info = ref
+    from trigger_ml.interop.reference import fidelity
+
+    fig = fidelity(y_fixed, level.predict(x))
+    tol = info["tolerance"]
+    src = f"fixed point vs {info['reference']} on {len(x)} fuzzed inputs"
+    return [Check("fidelity: max error / output range", fig["max_rel_error"] <= tol["max_rel_error"],
+                  fig["max_rel_error"], tol["max_rel_error"], src),
+            Check("fidelity: argmax agreement", fig["argmax_agreement"] >= tol["argmax_agreement"],
+                  fig["argmax_agreement"], tol["argmax_agreement"], src)]
 
 
 def _diagnose(out: Outcome, levels, sets) -> None:
@@ -99,6 +121,9 @@ def _diagnose(out: Outcome, levels, sets) -> None:
             out.diagnosis = out.divergence.describe()
         elif not out.diagnosis:
             out.diagnosis = "every traced layer agrees: the difference arises after the last traced layer"
+    elif r.level not in ("da4ml", "rtl"):  # an imported model's own reference (qonnx's executor)
+        out.diagnosis = (f"output element {r.first.get('output_index')} differs between the imported model's own "
+                         f"reference ({r.level}) and its lowering to hgq2 layers (model.keras)")
     else:
         csim_ok = all(b.level != "csim" for b in bad)
         out.diagnosis = (f"output element {r.first.get('output_index')} differs; da4ml traces the model into one "

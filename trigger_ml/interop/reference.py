@@ -1,0 +1,134 @@
+"""The foreign model's own reference semantics, as one more `predict(x) -> np.ndarray` level.
+
+- QONNX: qonnx's reference executor (`qonnx.core.onnx_exec.execute_onnx`), node by node, in
+  float32 like the exporters (Brevitas) and FINN. The lowered Keras model must equal it exactly.
+- float ONNX: onnxruntime (float32); the lowered fixed-point model is compared within a tolerance
+  and by argmax agreement, labelled fidelity.
+
+Files (an imported run's `foreign/`, kept by compile as `reference/foreign/`):
+`model.onnx` (normalised: IR version and opset capped, see `graph.normalise`), `info.json`
+(kind, reference, check, tolerances, import figures), `inputs.npy` and `outputs.npy` (the
+reference's outputs on the import's test vectors).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FOREIGN = "foreign"
+INFO = "info.json"
+BATCH = 4096
+
+
+def _with_batch(model, n: int):
+    """A copy of the model with batch size n on its input and output (qonnx needs static shapes)."""
+    import onnx
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    m = onnx.ModelProto.FromString(model.SerializeToString())
+    for vi in list(m.graph.input) + list(m.graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        if len(dims):
+            dims[0].ClearField("dim_param")
+            dims[0].dim_value = n
+    del m.graph.value_info[:]
+    _batch_reshapes(m)
+    return ModelWrapper(m).transform(InferShapes())
+
+
+def _batch_reshapes(m) -> None:
+    """Exports reshape (1, ...) -> (1, -1) with a constant shape: make it (0, -1) (0 keeps the batch)."""
+    from onnx import numpy_helper
+
+    inits = {t.name: t for t in m.graph.initializer}
+    for node in m.graph.node:
+        if node.op_type == "Reshape" and len(node.input) > 1 and node.input[1] in inits:
+            shape = numpy_helper.to_array(inits[node.input[1]])
+            if shape.shape == (2,) and shape[0] == 1:
+                name = f"{node.input[1]}__batch_{node.name or node.output[0]}"
+                m.graph.initializer.append(numpy_helper.from_array(np.array([0, -1], np.int64), name))
+                node.input[1] = name
+
+
+class QonnxExecutor:
+    """qonnx's executor on a batch (float32 in, float64 out)."""
+
+    name = "qonnx"
+
+    def __init__(self, model) -> None:
+        self.model = model
+        self._by_n: dict[int, Any] = {}
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        from qonnx.core.onnx_exec import execute_onnx
+
+        x = np.asarray(x, np.float32).reshape(len(x), -1)
+        outs = []
+        for s in range(0, len(x), BATCH):
+            xb = x[s:s + BATCH]
+            if len(xb) not in self._by_n:
+                self._by_n[len(xb)] = _with_batch(self.model, len(xb))
+            mw = self._by_n[len(xb)]
+            res = execute_onnx(mw, {mw.graph.input[0].name: xb})
+            outs.append(np.asarray(res[mw.graph.output[0].name], np.float64).reshape(len(xb), -1))
+        return np.concatenate(outs) if outs else np.zeros((0, 0))
+
+
+def _symbolic_batch(model):
+    """A copy with a free batch dimension on the input and output (exports often fix it to 1)."""
+    import onnx
+
+    m = onnx.ModelProto.FromString(model.SerializeToString())
+    for vi in list(m.graph.input) + list(m.graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        if len(dims):
+            dims[0].dim_param = "N"
+    del m.graph.value_info[:]
+    _batch_reshapes(m)
+    return m
+
+
+class OrtSession:
+    """onnxruntime on a batch (float32 in, float64 out)."""
+
+    name = "onnxruntime"
+
+    def __init__(self, model) -> None:
+        import onnxruntime as ort
+
+        model = _symbolic_batch(model)
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+        self.sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        self.input = self.sess.get_inputs()[0].name
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, np.float32).reshape(len(x), -1)
+        return np.asarray(self.sess.run(None, {self.input: x})[0], np.float64).reshape(len(x), -1)
+
+
+def load(folder: Path):
+    """The reference level of a `foreign/` folder, and its info."""
+    import onnx
+
+    info = json.loads((folder / INFO).read_text())
+    model = onnx.load(folder / info["file"])
+    return (QonnxExecutor(model) if info["reference"] == "qonnx" else OrtSession(model)), info
+
+
+def fidelity(y_fixed: np.ndarray, y_float: np.ndarray) -> dict[str, float]:
+    """Fidelity figures (not exactness): the largest error relative to the float output range,
+    and the fraction of events whose argmax (one output: sign) agrees."""
+    scale = max(float(np.max(np.abs(y_float))), 1e-30)
+    rel = float(np.max(np.abs(y_fixed - y_float))) / scale if y_float.size else 0.0
+    if y_float.shape[1] > 1:
+        agree = float(np.mean(np.argmax(y_fixed, 1) == np.argmax(y_float, 1)))
+    else:
+        agree = float(np.mean((y_fixed[:, 0] > 0) == (y_float[:, 0] > 0)))
+    return {"max_rel_error": rel, "argmax_agreement": agree}
