@@ -331,20 +331,29 @@ def write_card(run, reference: str, name: str) -> None:
 
 
 @pytest.mark.slow
-def test_imported_mlp_compiles_and_verifies_exact(imported, small_data, tmp_path):
-    from trigger_ml.compile import Options, compile_run
-    from trigger_ml.verify.run import verify_firmware
+def test_imported_mlp_goes_through_import_compile_and_verify_on_the_command_line(imported, tmp_path):
+    """The user's path: `trigger-ml import model.json --weights ...`, `compile`, `verify` (exit 0)."""
+    from trigger_ml.cli import main
+    from trigger_ml.compile import manifest
 
     d, _, _ = imported
-    run = d / "run"
-    write_card(run, "eg_mlp", "qkeras_mlp")  # 10 feature inputs, eg_mlp's firmware settings
-    res = compile_run(run, tmp_path / "fw", Options(strategy="latency"))
-    assert res.manifest["rtl"]["written"] is False and "da4ml cannot trace" in res.manifest["rtl"]["reason"]
-    assert res.manifest["interface"]["inputs"][0]["precision"].startswith("ufixed<16,0")
-    out = verify_firmware(res.out, small_data, n_fuzz=2000, rtl=False, check_fidelity=False, check_budget=False)
-    assert [(r.level, r.inputs) for r in out.exact] == [("csim", "data"), ("csim", "fuzzed")]
-    assert out.exit_code == 0 and all(r.ok for r in out.exact), [r.first for r in out.exact]
-    assert sum(r.compared for r in out.exact) == len(small_data.features) + 2006
+
+    def cli(*args: str) -> int:
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            return int(exc.code or 0)
+        return 0
+
+    run, fw = tmp_path / "run", tmp_path / "fw"
+    assert cli("import", str(d / "model.json"), "--weights", str(d / "weights.h5"), "--out", str(run)) == 0
+    assert cli("compile", str(run), "--out", str(fw)) == 0
+    m = manifest.read(fw)
+    assert m["rtl"]["written"] is False and "RND_CONV" in m["rtl"]["reason"]  # da4ml 0.5: no round-half-to-even
+    assert m["interface"]["inputs"][0]["precision"].startswith("ufixed<16,0")
+    assert cli("verify", str(fw), "--fuzz", "2000", "--junit", str(tmp_path / "v.xml")) == 0
+    xml = (tmp_path / "v.xml").read_text()
+    assert 'failures="0"' in xml and "csim" in xml
 
 
 def conv_config() -> dict:
