@@ -10,3 +10,8 @@ import os as _os
 _os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 _os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
+def cores() -> int:
+    """CPU threads this process may use: $TRIGGER_ML_THREADS (a scan worker's share), else every core."""
+    return max(1, int(_os.environ.get("TRIGGER_ML_THREADS") or 0) or _os.cpu_count() or 1)

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from trigger_ml import cores
 from trigger_ml.atomic import atomic_file
 from trigger_ml.compile.cache import cache_root, digest
 from trigger_ml.errors import ToolError, UnsupportedError
@@ -240,7 +241,7 @@ class CSim:
         in parallel: the C call releases the GIL and hls4ml's C simulation keeps no state."""
         raw = np.ascontiguousarray(raw, dtype=np.int64).reshape(len(raw), self.iface.n_in)
         out = np.empty((len(raw), self.iface.n_out), dtype=np.int64)
-        threads = max(1, min(threads or os.cpu_count() or 1, len(raw) // MIN_EVENTS_PER_THREAD))
+        threads = max(1, min(threads or cores(), len(raw) // MIN_EVENTS_PER_THREAD))
         bounds = np.linspace(0, len(raw), threads + 1).astype(int)
 
         def run(i: int) -> None:

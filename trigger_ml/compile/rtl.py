@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from trigger_ml import cores
 from trigger_ml.config import ModelCard
 from trigger_ml.errors import UnsupportedError
 
@@ -87,7 +88,7 @@ class SoftwareModel:
         x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
         from trigger_ml.compile.emulator import MIN_EVENTS_PER_THREAD
 
-        threads = max(1, min(os.cpu_count() or 1, len(x) // MIN_EVENTS_PER_THREAD))
+        threads = max(1, min(cores(), len(x) // MIN_EVENTS_PER_THREAD))
         return np.asarray(self.comb.predict(x, n_threads=threads), dtype=np.float64).reshape(len(x), -1)
 
 
@@ -154,7 +155,7 @@ def build_rtl_sim(rtl_dir: Path, comb=None) -> tuple[RTLSim, float, bool]:
         shutil.copytree(rtl_dir / "src", work / "src")
         shutil.copytree(rtl_dir / "sim", work / "sim")
         env = {**os.environ, **build_env(), "VM_PREFIX": "model_wrapper", "STAMP": "tml", "EXTRA_CXXFLAGS": "",
-               "VERILATOR_FLAGS": "", "N_JOBS": str(max(1, min(2, os.cpu_count() or 1)))}
+               "VERILATOR_FLAGS": "", "N_JOBS": str(max(1, min(2, cores())))}
         r = subprocess.run(["make", "-f", "build_binder.mk", *RTL_MAKE], cwd=work / "sim", env=env,
                            capture_output=True, text=True)
         if r.returncode:

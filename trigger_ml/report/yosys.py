@@ -23,7 +23,6 @@ private folder), so every run gets a fresh directory and relative file names.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -34,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from trigger_ml import cores
 from trigger_ml.errors import ToolError
 
 LUT_CELLS = ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6")
@@ -153,7 +153,7 @@ def synthesize(rtl_dir: Path, part: str, jobs: int | None = None, flow: str = "a
     stages = sorted((p.stem for p in src.glob("model_stage*.v")), key=lambda s: int(s.removeprefix("model_stage")))
     if not stages:
         stages = ["model"]  # a combinational design: the top is the only module
-    jobs = jobs or max(1, min(len(stages) + 1, os.cpu_count() or 1))
+    jobs = jobs or max(1, min(len(stages) + 1, cores()))
     t = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="yosys-") as tmp:
         parent = Path(tmp)

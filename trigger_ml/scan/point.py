@@ -50,6 +50,7 @@ def run_point(job: PointJob) -> dict[str, Any]:
     """Run every stage of one point; returns (and writes) its result, status "ok" or "failed"."""
     for var in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
         os.environ.setdefault(var, str(job["threads"]))
+    os.environ["TRIGGER_ML_THREADS"] = str(job["threads"])  # C simulation, da4ml model, yosys: the worker's share
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from trigger_ml import pipeline as P
     from trigger_ml.atomic import atomic_file
@@ -57,6 +58,8 @@ def run_point(job: PointJob) -> dict[str, Any]:
 
     console.quiet = True  # many workers share a terminal: the scan's own bar reports progress
     logging.getLogger("trigger_ml").setLevel(logging.WARNING)
+    for noisy in ("tensorflow", "absl", "h5py", "numba"):  # as progress.setup_logging does for `run`
+        logging.getLogger(noisy).setLevel(logging.ERROR)
     pdir = Path(job["dir"])
     pdir.mkdir(parents=True, exist_ok=True)
     run_dir, fw_dir = pdir / "run", pdir / "firmware"
