@@ -98,3 +98,33 @@ def test_pipelining_by_the_model_keeps_every_stage_in_budget(compiled):
     assert len(plan["stage_delay_ns"]) == est["stages"]
     assert max(plan["stage_delay_ns"]) <= plan["stage_budget_ns"] + 1e-9
     assert len(list((Path(res.out) / "rtl" / "src").glob("model_stage*.v"))) == est["stages"]
+
+
+VIVADO_SUMMARY = """------------------------------------------------------------------------------------------------
+| Design Timing Summary
+| ---------------------
+------------------------------------------------------------------------------------------------
+
+    WNS(ns)      TNS(ns)  TNS Failing Endpoints  TNS Total Endpoints      WHS(ns)      THS(ns)
+    -------      -------  ---------------------  -------------------      -------      -------
+     -0.412       -3.100                     12                  546        0.031        0.000
+"""
+
+
+def test_vivado_post_route_timing_takes_precedence(tmp_path):
+    """A Vivado timing summary of the RTL (WNS -0.412 ns at 5 ns: 5.412 ns critical path) wins
+    over the model's estimate (4.0 + 0.1 ns), which stays beside it with its error 4.1 / 5.412."""
+    from trigger_ml.timing.estimate import VIVADO_TIMING, estimate
+
+    rpt = tmp_path / VIVADO_TIMING
+    rpt.parent.mkdir(parents=True)
+    rpt.write_text(VIVADO_SUMMARY)
+    syn = {"timing_model": XCUP.to_dict(), "stages": [
+        {"module": "model_stage0", "timing": {"delay_ns": 4.0, "lut_levels": 5, "carry_bits": 9, "net_hops": 6}},
+        {"module": "model_stage1", "timing": {"delay_ns": 2.0, "lut_levels": 2, "carry_bits": 9, "net_hops": 3}}]}
+    model_only = estimate(syn, 5.0, 0.1, 2)
+    assert model_only["met"] and model_only["worst_stage"] == "model_stage0" and model_only["latency_ns"] == 10.0
+    tm = estimate(syn, 5.0, 0.1, 2, tmp_path)
+    assert tm["vendor"]["wns_ns"] == -0.412 and tm["vendor"]["critical_path_ns"] == 5.412
+    assert not tm["met"] and tm["source"].startswith("vendor report") and tm["fmax_mhz"] == round(1000 / 5.412, 1)
+    assert tm["model_over_vendor"] == round(4.1 / 5.412, 3) and tm["worst_stage_delay_ns"] == 4.0

@@ -68,7 +68,7 @@ def _build(fw_dir: Path, synth: bool) -> tuple[dict[str, Any], dict[str, Any] | 
     if synth and m["rtl"].get("written"):
         syn, cached = synthesize_cached(fw / "rtl", card.firmware.part)
     best = figures.best(fw, clock, syn, est)
-    timing = (timing_estimate.estimate(syn, clock, CLOCK_UNCERTAINTY_NS, int(m["rtl"]["estimate"]["stages"]))
+    timing = (timing_estimate.estimate(syn, clock, CLOCK_UNCERTAINTY_NS, int(m["rtl"]["estimate"]["stages"]), fw)
               if syn else None)
     if timing and best.get("latency_ns", figures.Figure(0, "")).source == "da4ml RTL structure":
         verdict = "every stage expected to meet it" if timing["met"] else f"NOT expected to meet it: {timing['worst_stage']}"
@@ -154,6 +154,12 @@ def _tables(rep: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]
                     [[f"{tm['clock_ns']:g} ns", tm["worst_stage"], f"{tm['worst_stage_delay_ns']:.2f} ns",
                       tm["worst_stage_lut_levels"], tm["worst_stage_carry_bits"], f"{tm['fmax_mhz']:.0f} MHz",
                       tm["cycles"], f"{tm['latency_ns']:g} ns", "yes" if tm["met"] else "**NO**"]]))
+        if tm.get("vendor"):
+            v = tm["vendor"]
+            out.append(("Timing (vendor report, takes precedence)", ["source", "WNS", "critical path", "Fmax", "met",
+                                                                      "model / vendor"],
+                        [[v["source"], f"{v['wns_ns']:.3f} ns", f"{v['critical_path_ns']:.3f} ns",
+                          f"{v['fmax_mhz']:.0f} MHz", "yes" if v["met"] else "**NO**", f"{tm['model_over_vendor']:.3f}"]]))
     da = rep["sources"]["da4ml"]
     if da:
         out.append(("da4ml estimate", ["LUT", "FF", "stages"], [[_fmt(da["lut"]), _fmt(da["ff"]), _fmt(da["stages"])]]))

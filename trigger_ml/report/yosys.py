@@ -127,7 +127,7 @@ def _stage(src: Path, module: str, fam: str, parent: Path, flow: str, tfam: Fami
         _run(f"read_verilog -sv {reads} {module}.v\n" + synth_script(fam, module, flow) +
                    "tee -q -o stat.json stat -json\n"
                    "tee -q -o ltp.txt ltp -noff\n"
-                   "write_json netlist.json\n", work)
+                   f"select {module}\nwrite_json -selected -noscopeinfo netlist.json\n", work)  # not the cell library
         seconds = time.perf_counter() - t
         cells = _cells(json.loads((work / "stat.json").read_text()), module)
         m = re.search(r"Longest topological path in \S+ \(length=(\d+)\)", (work / "ltp.txt").read_text())
