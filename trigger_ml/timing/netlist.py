@@ -10,8 +10,9 @@ maps them):
 - DSP48E1/E2, MULT18X18D, ALU54B: combinational multiplier blocks, every input to every output;
 - CARRY4/CARRY8 (Xilinx), CCU2C (ECP5): bit-accurate arcs. From a sum/select input of bit i to
   the carry or sum output of bit j >= i: t_carry_entry + (j - i) bits; from the carry input to
-  carry-out bit j: j + 1 bits; carry input to sum bit j: t_carry_exit + j bits. LUTs feed carry
-  cells inside the slice and carry cells feed each other on the dedicated chain: no net hop.
+  carry-out bit j: j + 1 bits; carry input to sum bit j: t_carry_exit + j bits. Xilinx LUTs feed
+  the carry cell of their slice and carry cells feed each other on the dedicated chain: no net
+  hop there (a CCU2C holds its own LUTs, so its inputs are routed).
 Anything else (a vendor block, a memory) raises: the model has no figure for it.
 """
 
@@ -163,7 +164,7 @@ class _Walker:
         cands = []
         for i in range(j + 1):
             for b in per_bit.get(i, []):
-                a = self._hop(b, "carry_in")
+                a = self._hop(b, "carry_in" if t in CARRY else "routed")  # CCU2C has its own LUTs: inputs are routed
                 if a is not NONE:
                     cands.append(Arrival(a.ns + f.t_carry_entry + f.t_carry_bit * (j - i), a.luts,
                                          a.carry_bits + j - i + 1, a.hops, a.start))
