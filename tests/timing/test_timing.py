@@ -79,9 +79,9 @@ def test_family_of_the_reference_part_and_an_unknown_one():
 
 
 def test_stage_budget_at_200_mhz():
-    """5 ns - 10% margin - 0.1 uncertainty - clk->Q - setup - the hop into the register."""
+    """5 ns - the margin - 0.1 uncertainty - clk->Q - setup - the hop into the register."""
     b = XCUP.stage_budget_ns(5.0, 0.1)
-    assert b == pytest.approx(4.5 - 0.1 - XCUP.t_clk_q - XCUP.t_setup - XCUP.t_net)
+    assert b == pytest.approx(5.0 * (1 - XCUP.margin) - 0.1 - XCUP.t_clk_q - XCUP.t_setup - XCUP.t_net)
     assert 3 * XCUP.adder_ns(16) < b < 5 * XCUP.adder_ns(16)
 
 

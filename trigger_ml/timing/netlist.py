@@ -5,7 +5,8 @@ Sources of a path: module input ports (a pipeline stage's inputs are the previou
 registers) and flip-flop Q outputs, both at t_clk_q. Sinks: module output ports and flip-flop
 inputs, each one net hop and a setup time away. Cells (Xilinx and ECP5 primitives as yosys
 maps them):
-- LUT1..LUT6, INV (Xilinx), LUT4 (ECP5): one LUT level; a routed net hop into each input;
+- LUT1..LUT6 (Xilinx), LUT4 (ECP5): one LUT level; a routed net hop into each input;
+- INV (Xilinx): free and transparent (Vivado folds it into the neighbouring LUT or carry input);
 - MUXF7/F8/F9, PFUMX, L6MUX21: wide-function muxes fed from LUTs in the same slice;
 - DSP48E1/E2, MULT18X18D, ALU54B: combinational multiplier blocks, every input to every output;
 - CARRY4/CARRY8 (Xilinx), CCU2C (ECP5): bit-accurate arcs. From a sum/select input of bit i to
@@ -25,7 +26,8 @@ from typing import Any
 from trigger_ml.errors import UnsupportedError
 from trigger_ml.timing.families import Family
 
-LUTS = {"LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6", "INV"}
+LUTS = {"LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6"}
+INV = "INV"  # yosys leaves inverters that Vivado folds into the LUT or carry input: free, transparent
 MUXES = {"MUXF7", "MUXF8", "MUXF9", "PFUMX", "L6MUX21"}
 FFS = {"FDRE", "FDSE", "FDCE", "FDPE", "TRELLIS_FF"}
 FF_OUT = {"Q"}
@@ -48,6 +50,8 @@ class Arrival:
     carry_bits: int = 0
     hops: int = 0
     start: str = ""
+    cell: str = ""  # the cell this arrival left (for the path's cell list)
+    prev: Arrival | None = None
 
 
 NONE = Arrival(-1.0)
@@ -61,10 +65,12 @@ class Path:
     net_hops: int
     start: str
     end: str
+    cells: tuple[str, ...] = ()  # cell types along the path, source to sink
+    names: tuple[str, ...] = ()  # and their names in the netlist
 
     def to_dict(self) -> dict[str, Any]:
         return {"delay_ns": round(self.ns, 4), "lut_levels": self.lut_levels, "carry_bits": self.carry_bits,
-                "net_hops": self.net_hops, "start": self.start, "end": self.end}
+                "net_hops": self.net_hops, "start": self.start, "end": self.end, "cells": " > ".join(self.cells)}
 
 
 def _bits(conn: list[Any]) -> list[int | None]:
@@ -86,7 +92,7 @@ class _Walker:
             t = cell["type"].lstrip("\\$")
             if t in CONSTANT_CELLS or t == "scopeinfo":  # yosys keeps $scopeinfo for flattened hierarchy
                 continue
-            if not (t in LUTS or t in MUXES or t in FFS or t in CARRY or t in DSPS or t == "CCU2C") or \
+            if not (t in LUTS or t == INV or t in MUXES or t in FFS or t in CARRY or t in DSPS or t == "CCU2C") or \
                     (t in DSPS and fam.t_dsp is None):
                 raise UnsupportedError(f"the timing model has no delay figures for cell type {t!r}",
                                        "add its arcs to trigger_ml/timing/netlist.py with their source")
@@ -120,12 +126,15 @@ class _Walker:
         if a is NONE:
             return NONE
         drv = self.driver.get(bit)
+        while drv and self._type(drv[0]) == INV:  # an inverter is folded into its neighbours
+            i_bits = _bits(self.cells[drv[0]]["connections"].get("I", []))
+            drv = self.driver.get(i_bits[0]) if i_bits and i_bits[0] is not None else None
         dt = self._type(drv[0]) if drv else ""
         local = ((into == "mux" and dt in LUTS | MUXES) or (into == "carry_in" and dt in LUTS)
                  or (into == "carry_chain" and (dt in CARRY or dt == "CCU2C")))
         if local:
             return a
-        return Arrival(a.ns + self.fam.t_net, a.luts, a.carry_bits, a.hops + 1, a.start)
+        return Arrival(a.ns + self.fam.t_net, a.luts, a.carry_bits, a.hops + 1, a.start, a.cell, a.prev)
 
     def arrival(self, bit: int) -> Arrival:
         if bit in self.memo:
@@ -144,13 +153,16 @@ class _Walker:
         f, conn = self.fam, self.cells[cname]["connections"]
         if t in FFS:
             return Arrival(f.t_clk_q, start=cname)
+        if t == INV:
+            b = _bits(conn.get("I", []))
+            return self.arrival(b[0]) if b and b[0] is not None else NONE
         if t in LUTS or t in MUXES or t in DSPS:
             kind, dt = ("lut", f.t_lut) if t in LUTS else ("mux", f.t_mux) if t in MUXES else ("dsp", f.t_dsp)
             ins = [p for p in conn if not self._is_output(t, p, self.cells[cname])]
             best = max((self._hop(b, kind) for p in ins for b in _bits(conn[p])), key=lambda a: a.ns, default=NONE)
             if best is NONE:
                 return NONE
-            return Arrival(best.ns + dt, best.luts + (t in LUTS), best.carry_bits, best.hops, best.start)
+            return Arrival(best.ns + dt, best.luts + (t in LUTS), best.carry_bits, best.hops, best.start, cname, best)
         if t == "CCU2C":
             width, cin, j = 2, ["CIN"], {"S0": 0, "S1": 1, "COUT": 1}[port]
             per_bit = {i: [b for p in CCU2C_IN[i] for b in _bits(conn.get(p, []))] for i in (0, 1)}
@@ -167,14 +179,14 @@ class _Walker:
                 a = self._hop(b, "carry_in" if t in CARRY else "routed")  # CCU2C has its own LUTs: inputs are routed
                 if a is not NONE:
                     cands.append(Arrival(a.ns + f.t_carry_entry + f.t_carry_bit * (j - i), a.luts,
-                                         a.carry_bits + j - i + 1, a.hops, a.start))
+                                         a.carry_bits + j - i + 1, a.hops, a.start, cname, a))
         for p in cin:
             for b in _bits(conn.get(p, [])):
                 a = self._hop(b, "carry_chain")
                 if a is NONE:
                     continue
                 dt = f.t_carry_exit + f.t_carry_bit * j if sum_out else f.t_carry_bit * (j + 1)
-                cands.append(Arrival(a.ns + dt, a.luts, a.carry_bits + j + 1, a.hops, a.start))
+                cands.append(Arrival(a.ns + dt, a.luts, a.carry_bits + j + 1, a.hops, a.start, cname, a))
         return max(cands, key=lambda a: a.ns, default=NONE)
 
     def sinks(self, module: dict[str, Any]) -> list[tuple[int, str]]:
@@ -206,7 +218,12 @@ def longest_path(netlist: dict[str, Any], top: str, fam: Family) -> Path | None:
                 continue
             ns = a.ns + fam.t_setup
             if best is None or ns > best.ns:
-                best = Path(ns, a.luts, a.carry_bits, a.hops, a.start, name)
+                cells, x = [], a
+                while x is not None and x.cell:
+                    cells.append(x.cell)
+                    x = x.prev
+                best = Path(ns, a.luts, a.carry_bits, a.hops, a.start, name, tuple(w._type(c) for c in reversed(cells)),
+                            tuple(reversed(cells)))
         return best
     finally:
         sys.setrecursionlimit(old)
