@@ -75,7 +75,10 @@ class Firmware:
     strategy: Literal["latency", "distributed_arithmetic"] = "latency"
     reuse_factor: int = 1
     io_type: Literal["io_parallel", "io_stream"] = "io_parallel"
-    latency_cutoff: float = 5.0  # da4ml pipelining: delay units per stage
+    # da4ml pipelining: `timing` cuts stages by the delay model (trigger_ml.timing) so each is
+    # expected to meet clock_ns; `levels` cuts every `latency_cutoff` adder levels (da4ml's units)
+    pipelining: Literal["timing", "levels"] = "timing"
+    latency_cutoff: float = 5.0
 
 
 @dataclass(frozen=True)

@@ -154,6 +154,14 @@ def test_report_of_every_reference_model_and_the_menu(compiled, tmp_path, capsys
         assert html.count("data:image/png;base64,") == len(rep["plots"]) >= 4
         assert (fw / "report" / "report.md").read_text().count("![") == len(rep["plots"])
         assert {b["check"].split(" <=")[0] for b in rep["budget"]} >= {"budget: lut", "budget: latency_ns"}
+        tm = rep["timing"]  # the delay model's estimate (issue 10): every stage within the clock
+        assert tm["model"] == "xcup" and tm["source"].startswith("estimate") and tm["clock_ns"] == 5.0
+        assert len(tm["stages"]) == tm["cycles"] == f["latency_cycles"]["value"]
+        assert tm["latency_ns"] == tm["cycles"] * 5.0 == f["latency_ns"]["value"]
+        assert all(st["delay_ns"] + tm["clock_uncertainty_ns"] <= 5.0 for st in tm["stages"]), tm["stages"]
+        assert tm["met"] and tm["fmax_mhz"] >= 200 and tm["worst_stage_lut_levels"] >= 1
+        md = (fw / "report" / "report.md").read_text()
+        assert "## Timing (estimate: xcup delay model" in md and tm["worst_stage"] in md
     menu = (tmp_path / "menu.md").read_text()
     assert all(name in menu for name in ("eg_mlp", "ad_autoencoder", "eg_cnn"))
     assert "trigger menu" in capsys.readouterr().out

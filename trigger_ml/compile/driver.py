@@ -96,7 +96,10 @@ def input_grid(card: ModelCard, data_meta: dict[str, Any]) -> list[dict[str, int
 
 
 def compile_key(model_file: Path, card: ModelCard, opts: Options, tools: dict[str, str]) -> str:
-    conf = json.dumps({"card": card.to_dict(), "rtl": opts.rtl, "flags": emulator.CXXFLAGS}, sort_keys=True)
+    from trigger_ml.timing.families import MODEL_VERSION
+
+    conf = json.dumps({"card": card.to_dict(), "rtl": opts.rtl, "flags": emulator.CXXFLAGS,
+                       "timing_model": MODEL_VERSION}, sort_keys=True)
     twin = model_file.parent / "float.keras"
     return cache.digest(model_file.read_bytes(), twin.read_bytes() if twin.exists() else b"", conf,
                         json.dumps(tools, sort_keys=True), __version__)

@@ -1,8 +1,8 @@
 """da4ml: the model as distributed-arithmetic logic, its exact software model, and pipelined Verilog.
 
 da4ml traces the hgq2 model into adders, shifts and muxes (a `CombLogic`), whose C++
-interpreter is the bit-exact software model; `VerilogModel` pipelines it (`latency_cutoff`, in
-da4ml's delay units, per stage) and writes Verilog plus a Verilator harness. The first trace in a
+interpreter is the bit-exact software model; `VerilogModel` pipelines it (stages cut by the delay model
+of trigger_ml.timing for the card's clock) and writes Verilog plus a Verilator harness. The first trace in a
 new environment compiles da4ml's numba functions (~2 minutes); they are cached on disk after.
 """
 
@@ -22,6 +22,7 @@ COMB_FILE = "comb.json"
 # da4ml's build_binder.mk builds Verilator's C++ with -O: 44.8 s for the test CNN on 2 cores;
 # -O0 builds it in 7.6 s, and 20,000 events still simulate in 0.16 s (measured 2026-11-23)
 RTL_MAKE = ("slow", "CFLAGS=-std=c++17 -fPIC -O0")
+CLOCK_UNCERTAINTY_NS = 0.1  # written to da4ml's timing constraints; the delay model subtracts it too
 
 
 def trace(model, input_kif: tuple[int, int, int] | None = None):
@@ -55,21 +56,39 @@ def _rnd_conv_layers(model) -> list[str]:
 
 
 def write_verilog(comb, card: ModelCard, out: Path):
+    """da4ml's pipelined Verilog of `comb`: stages cut by the delay model for the card's part and
+    clock (`pipelining: timing`, trigger_ml.timing.pipeline) or every `latency_cutoff` adder levels."""
     from da4ml.codegen import VerilogModel
 
-    rtl = VerilogModel(comb, "model", str(out), latency_cutoff=card.firmware.latency_cutoff,
-                       clock_period=card.firmware.clock_ns, clock_uncertainty=0.1, part_name=card.firmware.part)
+    fw = card.firmware
+    plan = None
+    if fw.pipelining == "timing":
+        from trigger_ml.timing.families import family_of
+        from trigger_ml.timing.pipeline import pipeline
+
+        solution, plan = pipeline(comb, family_of(fw.part), fw.clock_ns, CLOCK_UNCERTAINTY_NS)
+        cutoff = -1.0
+    else:
+        solution, cutoff = comb, fw.latency_cutoff
+    rtl = VerilogModel(solution, "model", str(out), latency_cutoff=cutoff, clock_period=fw.clock_ns,
+                       clock_uncertainty=CLOCK_UNCERTAINTY_NS, part_name=fw.part)
+    rtl.timing_plan = plan
     rtl.write()
     comb.save(out / COMB_FILE)
     return rtl
 
 
 def estimate(comb, rtl) -> dict[str, Any]:
-    """da4ml's own estimate: LUTs, FFs, pipeline stages and latency at the target clock."""
+    """da4ml's own estimate: LUTs, FFs, pipeline stages and latency at the target clock, and the
+    delay model's plan of the stages (`pipelining`, when the stages were cut by it)."""
     pipe = getattr(rtl, "_pipe", None)
     stages = len(pipe.solutions) if pipe is not None else 1
-    return {"source": "da4ml estimate", "lut": float(comb.cost), "ff": int(pipe.reg_bits) if pipe is not None else 0,
-            "stages": int(stages), "comb_latency_units": [float(v) for v in np.atleast_1d(comb.latency)]}
+    est = {"source": "da4ml estimate", "lut": float(comb.cost), "ff": int(pipe.reg_bits) if pipe is not None else 0,
+           "stages": int(stages), "comb_latency_units": [float(v) for v in np.atleast_1d(comb.latency)]}
+    plan = getattr(rtl, "timing_plan", None)
+    if plan is not None:
+        est["pipelining"] = plan
+    return est
 
 
 class SoftwareModel:

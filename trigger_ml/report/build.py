@@ -22,7 +22,10 @@ from trigger_ml.compile import manifest
 from trigger_ml.compile.cache import cache_root, digest
 from trigger_ml.compile.driver import CARD, MODEL, REFERENCE
 from trigger_ml.config import load_card
+from trigger_ml.compile.rtl import CLOCK_UNCERTAINTY_NS
 from trigger_ml.report import analytic, budget, figures, plots, yosys
+from trigger_ml.timing import estimate as timing_estimate
+from trigger_ml.timing.families import MODEL_VERSION
 from trigger_ml.verify.gates import VERDICT
 
 log = logging.getLogger(__name__)
@@ -36,7 +39,7 @@ def synthesize_cached(rtl_dir: Path, part: str) -> tuple[dict[str, Any], bool]:
     src = Path(rtl_dir) / "src"
     files = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix in (".v", ".sv", ".mem"))
     key = digest(*(b for p in files for b in (p.relative_to(src).as_posix(), p.read_bytes())),
-                 yosys.family(part), yosys.SCRIPT_VERSION)[:32]
+                 yosys.family(part), yosys.SCRIPT_VERSION, MODEL_VERSION, part)[:32]
     hit = cache_root() / "yosys" / f"{key}.json"
     if hit.exists():
         return json.loads(hit.read_text()), True
@@ -65,6 +68,13 @@ def _build(fw_dir: Path, synth: bool) -> tuple[dict[str, Any], dict[str, Any] | 
     if synth and m["rtl"].get("written"):
         syn, cached = synthesize_cached(fw / "rtl", card.firmware.part)
     best = figures.best(fw, clock, syn, est)
+    timing = (timing_estimate.estimate(syn, clock, CLOCK_UNCERTAINTY_NS, int(m["rtl"]["estimate"]["stages"]), fw)
+              if syn else None)
+    if timing and best.get("latency_ns", figures.Figure(0, "")).source == "da4ml RTL structure":
+        verdict = "every stage expected to meet it" if timing["met"] else f"NOT expected to meet it: {timing['worst_stage']}"
+        best["latency_ns"] = figures.Figure(best["latency_ns"].value, best["latency_ns"].source,
+                                            f"{timing['cycles']} cycles x {clock:g} ns target clock; {verdict} "
+                                            f"({timing['source']}, est. Fmax {timing['fmax_mhz']:g} MHz)")
     checks = budget.check(card.budget, best)
     metrics_file = fw / REFERENCE / "metrics.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
@@ -78,11 +88,12 @@ def _build(fw_dir: Path, synth: bool) -> tuple[dict[str, Any], dict[str, Any] | 
         "figures": {q: f.to_dict() for q, f in best.items()},
         "budget": [{"check": c.name, "ok": c.ok, "value": c.value, "limit": c.limit, "source": c.detail} for c in checks],
         "budget_ok": all(c.ok is not False for c in checks),
+        "timing": timing,
         "sources": {
             "vendor": {q: f.to_dict() for q, f in figures.vendor(fw, clock).items()},
             "yosys": ({k: syn[k] for k in ("tool", "command", "family", "totals", "seconds")} |
-                      {"cached": cached, "stages": [{k: s[k] for k in ("module", "lut", "ff", "carry", "dsp", "bram",
-                                                                       "depth_cells", "lut_by_size")} for s in syn["stages"]]})
+                      {"cached": cached, "stages": [{k: s.get(k) for k in ("module", "lut", "ff", "carry", "dsp", "bram",
+                                                                       "depth_cells", "lut_by_size", "timing")} for s in syn["stages"]]})
             if syn else None,
             "da4ml": m["rtl"].get("estimate") if m["rtl"].get("written") else None,
             "analytic": {"model": est["model"], "totals": est["totals"]},
@@ -131,8 +142,24 @@ def _tables(rep: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]
     syn = rep["sources"]["yosys"]
     if syn:
         out.append((f"Pipeline stages (yosys {syn['command']}, {syn['seconds']:.0f} s{', cached' if syn['cached'] else ''})",
-                    ["stage", "LUT", "CARRY", "longest path (cells)"],
-                    [[s["module"], _fmt(s["lut"]), _fmt(s["carry"]), _fmt(s["depth_cells"])] for s in syn["stages"]]))
+                    ["stage", "LUT", "CARRY", "longest path (cells)", "LUT levels", "carry bits", "est. delay (ns)"],
+                    [[s["module"], _fmt(s["lut"]), _fmt(s["carry"]), _fmt(s["depth_cells"]),
+                      *((_fmt(s["timing"]["lut_levels"]), _fmt(s["timing"]["carry_bits"]), f"{s['timing']['delay_ns']:.2f}")
+                        if s.get("timing") else ("", "", ""))] for s in syn["stages"]]))
+    tm = rep.get("timing")
+    if tm:
+        out.append((f"Timing (estimate: {tm['model']} delay model on the yosys netlist, docs/timing.md)",
+                    ["target clock", "worst stage", "est. delay", "LUT levels", "carry bits", "est. Fmax", "cycles",
+                     "latency at target", "target met (est.)"],
+                    [[f"{tm['clock_ns']:g} ns", tm["worst_stage"], f"{tm['worst_stage_delay_ns']:.2f} ns",
+                      tm["worst_stage_lut_levels"], tm["worst_stage_carry_bits"], f"{tm['fmax_mhz']:.0f} MHz",
+                      tm["cycles"], f"{tm['latency_ns']:g} ns", "yes" if tm["met"] else "**NO**"]]))
+        if tm.get("vendor"):
+            v = tm["vendor"]
+            out.append(("Timing (vendor report, takes precedence)", ["source", "WNS", "critical path", "Fmax", "met",
+                                                                      "model / vendor"],
+                        [[v["source"], f"{v['wns_ns']:.3f} ns", f"{v['critical_path_ns']:.3f} ns",
+                          f"{v['fmax_mhz']:.0f} MHz", "yes" if v["met"] else "**NO**", f"{tm['model_over_vendor']:.3f}"]]))
     da = rep["sources"]["da4ml"]
     if da:
         out.append(("da4ml estimate", ["LUT", "FF", "stages"], [[_fmt(da["lut"]), _fmt(da["ff"]), _fmt(da["stages"])]]))

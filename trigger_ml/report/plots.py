@@ -46,10 +46,16 @@ def stage_depth(synth: dict[str, Any], clock_ns: float, title: str, path: Path) 
     stages = synth["stages"]
     fig, ax = plt.subplots(figsize=(6.4, 3.4))
     names = [s["module"].removeprefix("model_") for s in stages]
-    ax.bar(names, [s["depth_cells"] or 0 for s in stages], color="tab:orange", label="longest path, cells (yosys ltp)")
     ax2 = ax.twinx()
+    if all(s.get("timing") for s in stages):  # the delay model's estimate per stage, against the clock
+        ax.bar(names, [s["timing"]["delay_ns"] for s in stages], color="tab:orange",
+               label=f"slowest path, ns (estimate: {synth['timing_model']['name']} delay model)")
+        ax.axhline(clock_ns, color="k", ls="--", lw=1, label=f"clock {clock_ns:g} ns")
+        ax.set_ylabel("estimated delay (ns)")
+    else:
+        ax.bar(names, [s["depth_cells"] or 0 for s in stages], color="tab:orange", label="longest path, cells (yosys ltp)")
+        ax.set_ylabel("cells on the longest path")
     ax2.plot(names, [s["lut"] for s in stages], "o-", color="tab:blue", label="LUT (yosys)")
-    ax.set_ylabel("cells on the longest path")
     ax2.set_ylabel("LUT")
     ax.set_title(f"{title}: pipeline stages at {clock_ns:g} ns (yosys synthesis)", fontsize=9)
     h1, l1 = ax.get_legend_handles_labels()

@@ -4,7 +4,8 @@ da4ml writes each pipeline stage as a combinational module (`model_stageK`) and 
 between them in the top module `model`. We synthesise every stage on its own, flattened, in
 parallel over the cores, plus the top with the stages as black boxes (its flip-flops), and sum
 the cell counts. Per stage we also record the longest combinational path in cells
-(`ltp -noff`), the logic depth the timing estimate starts from.
+(`ltp -noff`) and, from the netlist, the slowest path under the delay model of
+trigger_ml.timing (LUT levels, carry bits, ns; `stages[].timing`).
 
 Flows (`FLOWS`): `abc9` is `synth_xilinx -family <family> -flatten` as it stands (yosys 0.70
 maps LUTs with ABC9); `fast` runs the same script up to `map_luts`, maps LUTs with classic ABC
@@ -34,13 +35,15 @@ from pathlib import Path
 from typing import Any
 
 from trigger_ml import cores
-from trigger_ml.errors import ToolError
+from trigger_ml.errors import ToolError, UnsupportedError
+from trigger_ml.timing.families import Family, family_of
+from trigger_ml.timing.netlist import longest_path
 
 LUT_CELLS = ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6")
 FF_CELLS = ("FDRE", "FDSE", "FDCE", "FDPE")
 CARRY_CELLS = ("CARRY4", "CARRY8")
 DSP_CELLS = ("DSP48E1", "DSP48E2")
-SCRIPT_VERSION = "3"  # bump when the synthesis scripts change (part of the cache key)
+SCRIPT_VERSION = "4"  # bump when the synthesis scripts change (part of the cache key)
 FAST_LUT_MAP = """opt_expr -mux_undef -noclkinv
 abc -luts 2:2,3,6:5,10,20
 clean
@@ -109,7 +112,7 @@ def _totals(cells: dict[str, int]) -> dict[str, float]:
     }
 
 
-def _stage(src: Path, module: str, fam: str, parent: Path, flow: str) -> dict[str, Any]:
+def _stage(src: Path, module: str, fam: str, parent: Path, flow: str, tfam: Family | None = None) -> dict[str, Any]:
     if flow == "auto":
         flow = "abc9" if (src / f"{module}.v").stat().st_size < AUTO_ABC9_BYTES else "fast"
     with tempfile.TemporaryDirectory(prefix=f"{module}-", dir=parent) as tmp:
@@ -123,13 +126,16 @@ def _stage(src: Path, module: str, fam: str, parent: Path, flow: str) -> dict[st
         t = time.perf_counter()
         _run(f"read_verilog -sv {reads} {module}.v\n" + synth_script(fam, module, flow) +
                    "tee -q -o stat.json stat -json\n"
-                   "tee -q -o ltp.txt ltp -noff\n", work)
+                   "tee -q -o ltp.txt ltp -noff\n"
+                   f"select {module}\nwrite_json -selected -noscopeinfo netlist.json\n", work)  # not the cell library
         seconds = time.perf_counter() - t
         cells = _cells(json.loads((work / "stat.json").read_text()), module)
         m = re.search(r"Longest topological path in \S+ \(length=(\d+)\)", (work / "ltp.txt").read_text())
+        path = longest_path(json.loads((work / "netlist.json").read_text()), module, tfam) if tfam else None
         return {"module": module, "flow": flow, "cells": cells, **_totals(cells),
                 "lut_by_size": {c: cells[c] for c in LUT_CELLS if cells.get(c)}, "inv": cells.get("INV", 0),
-                "depth_cells": int(m.group(1)) if m else None, "seconds": round(seconds, 2)}
+                "depth_cells": int(m.group(1)) if m else None,
+                "timing": path.to_dict() if path else None, "seconds": round(seconds, 2)}
 
 
 def _top(src: Path, fam: str, parent: Path) -> dict[str, Any]:
@@ -150,6 +156,10 @@ def synthesize(rtl_dir: Path, part: str, jobs: int | None = None, flow: str = "a
     if not (src / "model.v").exists():
         raise ToolError(f"{rtl_dir}: no da4ml RTL (src/model.v) to synthesise", "compile with RTL (without --no-rtl)")
     fam = family(part)
+    try:
+        tfam: Family | None = family_of(part)
+    except UnsupportedError:
+        tfam = None  # no delay figures for this family: counts only
     stages = sorted((p.stem for p in src.glob("model_stage*.v")), key=lambda s: int(s.removeprefix("model_stage")))
     if not stages:
         stages = ["model"]  # a combinational design: the top is the only module
@@ -159,7 +169,7 @@ def synthesize(rtl_dir: Path, part: str, jobs: int | None = None, flow: str = "a
         parent = Path(tmp)
         with ThreadPoolExecutor(jobs) as pool:
             top = pool.submit(_top, src, fam, parent) if stages != ["model"] else None
-            per_stage = list(pool.map(lambda m: _stage(src, m, fam, parent, flow), stages))
+            per_stage = list(pool.map(lambda m: _stage(src, m, fam, parent, flow, tfam), stages))
             top_res = top.result() if top is not None else None
     totals = {k: sum(s[k] for s in per_stage) + (top_res[k] if top_res else 0) for k in ("lut", "ff", "carry", "dsp", "bram")}
     return {
@@ -170,6 +180,7 @@ def synthesize(rtl_dir: Path, part: str, jobs: int | None = None, flow: str = "a
         "flow": flow,
         "family": fam,
         "stages": per_stage,
+        "timing_model": tfam.to_dict() if tfam else None,
         "registers": top_res,
         "totals": totals,
         "seconds": round(time.perf_counter() - t, 2),
