@@ -97,13 +97,20 @@ def main() -> None:
                 no_rtl, _ = _ours(run, work / "d", strategy=strategy, rtl=False)
                 assert not c1 and c2
                 rows.append((tag, stock, first, cold, cached, no_rtl))
-                print(f"{tag}: stock hls4ml {stock:.2f} s | trigger-ml first {first:.2f} s ({first / stock:.2f}x), "
-                      f"cold {cold:.2f} s ({cold / stock:.2f}x), cached {cached:.3f} s ({cached / stock:.3f}x), "
-                      f"cold without RTL {no_rtl:.2f} s ({no_rtl / stock:.2f}x)", flush=True)
-        print("\nmodel/strategy            stock  first   cold  cached  no-rtl   cold/stock  cached/stock  (targets 0.6, 0.05)")
+                print(
+                    f"{tag}: stock hls4ml {stock:.2f} s | trigger-ml first {first:.2f} s ({first / stock:.2f}x), "
+                    f"cold {cold:.2f} s ({cold / stock:.2f}x), cached {cached:.3f} s ({cached / stock:.3f}x), "
+                    f"cold without RTL {no_rtl:.2f} s ({no_rtl / stock:.2f}x)",
+                    flush=True,
+                )
+        print(
+            "\nmodel/strategy            stock  first   cold  cached  no-rtl   cold/stock  cached/stock  (targets 0.6, 0.05)"
+        )
         for tag, stock, first, cold, cached, no_rtl in rows:
-            print(f"{tag:24s} {stock:6.2f} {first:6.2f} {cold:6.2f} {cached:7.3f} {no_rtl:7.2f}   "
-                  f"{cold / stock:10.2f}  {cached / stock:12.3f}")
+            print(
+                f"{tag:24s} {stock:6.2f} {first:6.2f} {cold:6.2f} {cached:7.3f} {no_rtl:7.2f}   "
+                f"{cold / stock:10.2f}  {cached / stock:12.3f}"
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -50,8 +50,10 @@ def main() -> None:
         t2 = time.perf_counter()
         best_sim, best_feat = min(best_sim, t1 - t0), min(best_feat, t2 - t1)
     n = args.events
-    print(f"simulation, 9x9 windows at PU 200, one core: {n / best_sim:,.0f} windows/s "
-          f"(best of 3 x {n:,}; target >= 100,000/s: ratio {n / best_sim / 1e5:.2f})")
+    print(
+        f"simulation, 9x9 windows at PU 200, one core: {n / best_sim:,.0f} windows/s "
+        f"(best of 3 x {n:,}; target >= 100,000/s: ratio {n / best_sim / 1e5:.2f})"
+    )
     print(f"features:                                     {n / best_feat:,.0f} windows/s")
     print(f"simulation + features:                        {n / (best_sim + best_feat):,.0f} windows/s")
     t0 = time.perf_counter()
@@ -59,8 +61,10 @@ def main() -> None:
     wall = time.perf_counter() - t0
     peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     arrays_mib = args.big * (81 * 2 + 10 * 4 + 1 + 4 + 8) / 2**20
-    print(f"{args.big:,} windows with features: peak RSS {peak_mib:,.0f} MiB "
-          f"(the arrays themselves: {arrays_mib:,.0f} MiB), {wall:.1f} s wall including start-up")
+    print(
+        f"{args.big:,} windows with features: peak RSS {peak_mib:,.0f} MiB "
+        f"(the arrays themselves: {arrays_mib:,.0f} MiB), {wall:.1f} s wall including start-up"
+    )
 
 
 if __name__ == "__main__":

@@ -26,22 +26,24 @@ sys.path.insert(0, str(ROOT))
 
 def hls4ml_frontend(model, x, out: Path) -> str:
     """Mismatches of hls4ml's QONNX frontend (default precision fixed<16,6>) against qonnx's executor."""
+    import hls4ml
     import numpy as np
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.transformation.channels_last import ConvertToChannelsLastAndClean
     from qonnx.transformation.gemm_to_matmul import GemmToMatMul
     from qonnx.util.cleanup import cleanup_model
 
-    import hls4ml
     from trigger_ml.interop.reference import QonnxExecutor
 
     try:
         mw = cleanup_model(ModelWrapper(model)).transform(ConvertToChannelsLastAndClean()).transform(GemmToMatMul())
         mw = cleanup_model(mw)
-        cfg = hls4ml.utils.config.config_from_onnx_model(mw, granularity="name", backend="Vitis",
-                                                         default_precision="fixed<16,6>")
-        hm = hls4ml.converters.convert_from_onnx_model(mw, output_dir=str(out), io_type="io_parallel",
-                                                       backend="Vitis", hls_config=cfg)
+        cfg = hls4ml.utils.config.config_from_onnx_model(
+            mw, granularity="name", backend="Vitis", default_precision="fixed<16,6>"
+        )
+        hm = hls4ml.converters.convert_from_onnx_model(
+            mw, output_dir=str(out), io_type="io_parallel", backend="Vitis", hls_config=cfg
+        )
         hm.compile()
         y = np.asarray(hm.predict(x.astype(np.float32)), np.float64).reshape(len(x), -1)
     except Exception as exc:  # report, do not stop the benchmark
@@ -68,8 +70,12 @@ def main() -> None:
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="tml-bench-interop-"))
     os.environ["TRIGGER_ML_CACHE"] = str(work / "cache")
-    models = {"qonnx 2-bit MLP": M.qonnx_mlp_2bit(), "qonnx bipolar": M.qonnx_bipolar(),
-              "qonnx trunc v2": M.qonnx_trunc(2), "float ONNX MLP": M.float_mlp()}
+    models = {
+        "qonnx 2-bit MLP": M.qonnx_mlp_2bit(),
+        "qonnx bipolar": M.qonnx_bipolar(),
+        "qonnx trunc v2": M.qonnx_trunc(2),
+        "float ONNX MLP": M.float_mlp(),
+    }
     rows = []
     for name, model in models.items():
         d = work / name.replace(" ", "_")
@@ -80,7 +86,7 @@ def main() -> None:
         t.append(time.perf_counter())
         res = compile_run(d / "run", d / "fw", Options())
         t.append(time.perf_counter())
-        out = verify_firmware(d / "fw", None, n_fuzz=1000, rtl=True, check_budget=False)
+        out = verify_firmware(d / "fw", None, n_fuzz=1000, rtl=True)
         t.append(time.perf_counter())
         exact = ", ".join(f"{r.level} {r.compared - r.mismatched}/{r.compared}" for r in out.exact)
         gates = ", ".join(f"{c.name.removeprefix('fidelity: ')} {c.value:.3g}" for c in out.gates)
@@ -91,7 +97,14 @@ def main() -> None:
             hls = hls4ml_frontend(normalise(model), x, d / "hls4ml_frontend")
         rows.append([name, f"{t[1] - t[0]:.1f} / {t[2] - t[1]:.1f} / {t[3] - t[2]:.1f}", exact, gates or "-", rtl, hls])
         (d / "bench.json").write_text(json.dumps(rows[-1]))
-    head = ["model", "import / compile / verify s", "exact: matched/compared", "fidelity", "RTL", "hls4ml QONNX frontend"]
+    head = [
+        "model",
+        "import / compile / verify s",
+        "exact: matched/compared",
+        "fidelity",
+        "RTL",
+        "hls4ml QONNX frontend",
+    ]
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     for r in rows:
         print("| " + " | ".join(r) + " |")

@@ -35,8 +35,14 @@ def main() -> None:
     from trigger_ml.progress import setup_logging
 
     setup_logging()
-    plan = Plan(models=tuple(args.models.split(",")), fast=args.fast, cards=ROOT / "models", runs=work / "runs",
-                firmware=work / "firmware", data_dir=work / "data")
+    plan = Plan(
+        models=tuple(args.models.split(",")),
+        fast=args.fast,
+        cards=ROOT / "models",
+        runs=work / "runs",
+        firmware=work / "firmware",
+        data_dir=work / "data",
+    )
     try:
         t = time.perf_counter()
         out = run(plan)
@@ -51,7 +57,9 @@ def main() -> None:
         print(f"total wall time: {total:.0f} s = {total / 60:.1f} min on {os.cpu_count()} cores (target <= 10 min)")
         t = time.perf_counter()
         again = run(plan)
-        print(f"re-run: {len(again.skipped)} stages reused, {len(again.timings_s)} run, {time.perf_counter() - t:.1f} s")
+        print(
+            f"re-run: {len(again.skipped)} stages reused, {len(again.timings_s)} run, {time.perf_counter() - t:.1f} s"
+        )
         head, rows = summary_table(out)
         for r in rows:
             print(" | ".join(f"{h}: {c}" for h, c in zip(head, r)))

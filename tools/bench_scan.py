@@ -29,6 +29,7 @@ def main() -> None:
     ap.add_argument("--no-synth", action="store_true")
     args = ap.parse_args()
     from trigger_ml.data import simulate_dataset, write_h5
+    from trigger_ml.pipeline import StageOptions
     from trigger_ml.progress import setup_logging
     from trigger_ml.scan import ScanSpec, parse_grid, scan
 
@@ -39,13 +40,23 @@ def main() -> None:
     walls = {}
     for n in (int(w) for w in args.workers.split(",")):
         os.environ["TRIGGER_ML_CACHE"] = str(work / f"cache-{n}")
-        spec = ScanSpec(card=args.card, grid=grid, out=work / f"scan-{n}", workers=n, data=data, synth=not args.no_synth)
+        spec = ScanSpec(
+            card=args.card,
+            grid=grid,
+            out=work / f"scan-{n}",
+            workers=n,
+            data=data,
+            options=StageOptions(synth=not args.no_synth),
+        )
         t = time.perf_counter()
         res = scan(spec)
         walls[n] = time.perf_counter() - t
         per_point = [sum(r["seconds"].values()) for r in res.results]
-        print(f"{n} worker(s): {len(res.results)} points ({len(res.failed)} failed) in {walls[n]:.1f} s wall; "
-              f"point times {', '.join(f'{s:.0f}' for s in per_point)} s", flush=True)
+        print(
+            f"{n} worker(s): {len(res.results)} points ({len(res.failed)} failed) in {walls[n]:.1f} s wall; "
+            f"point times {', '.join(f'{s:.0f}' for s in per_point)} s",
+            flush=True,
+        )
     if 1 in walls and 2 in walls:
         print(f"speed-up 2 workers vs 1: {walls[1] / walls[2]:.2f}x on {os.cpu_count()} cores")
     print(f"scan directories under {work}")

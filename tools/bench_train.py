@@ -36,15 +36,21 @@ def main() -> None:
         total += dt
         q, f = m["quantized"], m["float"]
         if card.task == "classifier":
-            summary = (f"AUC q {q['auc']:.4f} f {f['auc']:.4f} (loss {f['auc'] - q['auc']:+.4f}); eff at baseline "
-                       f"fake rate {q['baseline_fake_rate']:.4f}: q {q['efficiency_at_baseline_fake_rate']:.4f} "
-                       f"vs baseline {q['baseline_efficiency']:.4f}")
+            summary = (
+                f"AUC q {q['auc']:.4f} f {f['auc']:.4f} (loss {f['auc'] - q['auc']:+.4f}); eff at baseline "
+                f"fake rate {q['baseline_fake_rate']:.4f}: q {q['efficiency_at_baseline_fake_rate']:.4f} "
+                f"vs baseline {q['baseline_efficiency']:.4f}"
+            )
         else:
-            summary = "; ".join(f"{c} AUC q {v['auc']:.4f} f {f['per_class'][c]['auc']:.4f} "
-                                f"TPR@1e-3 {v['tpr_at_fpr_1e-3']:.3f} TPR@1e-4 {v['tpr_at_fpr_1e-4']:.3f}"
-                                for c, v in q["per_class"].items())
-        print(f"{name}: {dt:.1f} s (float {m['timings_s']['float_s']:.1f} s, QAT {m['timings_s']['quantized_s']:.1f} s,"
-              f" epochs {m['epochs_run']}); sparsity {json.dumps({k: round(v, 3) for k, v in m['sparsity'].items()})}")
+            summary = "; ".join(
+                f"{c} AUC q {v['auc']:.4f} f {f['per_class'][c]['auc']:.4f} "
+                f"TPR@1e-3 {v['tpr_at_fpr_1e-3']:.3f} TPR@1e-4 {v['tpr_at_fpr_1e-4']:.3f}"
+                for c, v in q["per_class"].items()
+            )
+        print(
+            f"{name}: {dt:.1f} s (float {m['timings_s']['float_s']:.1f} s, QAT {m['timings_s']['quantized_s']:.1f} s,"
+            f" epochs {m['epochs_run']}); sparsity {json.dumps({k: round(v, 3) for k, v in m['sparsity'].items()})}"
+        )
         print(f"  {summary}")
     print(f"total training wall time: {total:.1f} s (target <= 360 s: ratio {total / 360:.2f})")
 

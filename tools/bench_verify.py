@@ -51,20 +51,30 @@ def _rate(name: str, fn, x: np.ndarray, ref: np.ndarray | None, rows: list) -> n
 def _stock(fw: Path, work: Path):
     """The firmware's hls4ml project, compiled and run by hls4ml itself."""
     from trigger_ml.compile import hls
-    from trigger_ml.compile.driver import CARD, MODEL
     from trigger_ml.config import load_card
+    from trigger_ml.layout import FirmwareDir
     from trigger_ml.train.fit import load_model
 
-    card = load_card(fw / CARD)
+    card = load_card(FirmwareDir(fw).card)
     with contextlib.redirect_stdout(io.StringIO()):
-        hm = hls.convert(load_model(fw / MODEL), card, work / "stock", card.firmware.strategy, card.firmware.backend, "stock")
+        hm = hls.convert(
+            load_model(FirmwareDir(fw).model),
+            card,
+            work / "stock",
+            card.firmware.strategy,
+            card.firmware.backend,
+            "stock",
+        )
         t = time.perf_counter()
         hm.compile()
     print(f"  (stock hls4ml compile {time.perf_counter() - t:.1f} s)")
 
     def predict(x):
         with contextlib.redirect_stdout(io.StringIO()):
-            return np.asarray(hm.predict(np.ascontiguousarray(x, dtype=np.float64)), dtype=np.float64).reshape(len(x), -1)
+            return np.asarray(hm.predict(np.ascontiguousarray(x, dtype=np.float64)), dtype=np.float64).reshape(
+                len(x), -1
+            )
+
     return predict
 
 
@@ -78,6 +88,7 @@ def main() -> None:
     os.environ["TRIGGER_ML_CACHE"] = str(work / "cache")
     from trigger_ml.compile import Options, compile_run
     from trigger_ml.data import simulate_dataset
+    from trigger_ml.layout import FirmwareDir
     from trigger_ml.verify import levels as L
     from trigger_ml.verify.exact import inputs_for
 
@@ -92,24 +103,36 @@ def main() -> None:
         x = inputs_for(fw, simulate_dataset(args.events, seed=21), 0)["data"]
         print(f"eg_mlp, {len(x):,} events, {cores} cores:")
         rows: list = []
-        q = L.QuantizedModel.load(fw / "hls" / "keras_model.keras")
+        q = L.QuantizedModel.load(FirmwareDir(fw).model)
         ref = _rate("Keras quantized model (float64)", q.predict, x, None, rows)
         _rate("stock hls4ml predict", _stock(fw, work), x, ref, rows)
         cs = L.csim(fw)
-        _rate("trigger-ml C simulation, 1 thread", lambda v: cs.iface.from_raw(cs.predict_raw(cs.iface.to_raw(v), threads=1)),
-              x, ref, rows)
+        _rate(
+            "trigger-ml C simulation, 1 thread",
+            lambda v: cs.iface.from_raw(cs.predict_raw(cs.iface.to_raw(v), threads=1)),
+            x,
+            ref,
+            rows,
+        )
         _rate(f"trigger-ml C simulation, {cores} threads", cs.predict, x, ref, rows)
         sw = L.software_model(fw)
-        _rate("da4ml software model, 1 thread",
-              lambda v: np.asarray(sw.comb.predict(v, n_threads=1), dtype=np.float64).reshape(len(v), -1), x, ref, rows)
+        _rate(
+            "da4ml software model, 1 thread",
+            lambda v: np.asarray(sw.comb.predict(v, n_threads=1), dtype=np.float64).reshape(len(v), -1),
+            x,
+            ref,
+            rows,
+        )
         _rate(f"da4ml software model, {cores} threads", sw.predict, x, ref, rows)
         rtl = L.rtl_sim(fw, sw.comb)
         _rate("Verilator RTL simulation", rtl.predict, x, ref, rows)
         stock = next(r[1] for r in rows if r[0] == "stock hls4ml predict")
         exact_rows = [r for r in rows[1:] if r[3] == "exact"]
         best = max(exact_rows, key=lambda r: r[1])
-        print(f"fastest bit-exact level: {best[0]} at {best[1]:,.0f} events/s = {best[1] / stock:.1f} x stock hls4ml "
-              f"predict ({stock:,.0f} events/s); target >= 10 x")
+        print(
+            f"fastest bit-exact level: {best[0]} at {best[1]:,.0f} events/s = {best[1] / stock:.1f} x stock hls4ml "
+            f"predict ({stock:,.0f} events/s); target >= 10 x"
+        )
         print("Verilator build (empty cache, -O0), outputs against the da4ml software model on 20,000 events:")
         small = simulate_dataset(20_000, seed=22)
         for name, f in fws.items():
@@ -118,7 +141,9 @@ def main() -> None:
             sim = L.rtl_sim(f, sw_m.comb)
             xs = inputs_for(f, small, 0)["data"]
             same = np.array_equal(sim.predict(xs), sw_m.predict(xs))
-            print(f"  {name:<16} build {sim.build_seconds:6.1f} s  (target <= 20 s)  outputs {'identical' if same else 'DIFFER'}")
+            print(
+                f"  {name:<16} build {sim.build_seconds:6.1f} s  (target <= 20 s)  outputs {'identical' if same else 'DIFFER'}"
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -10,12 +10,30 @@ import errno
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from trigger_ml.errors import TriggerMLError
+from trigger_ml.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, TriggerMLError
 from trigger_ml.progress import console, results, setup_logging
+
+# options shared by several commands: one name, one meaning, one help text
+RootSchema = Annotated[
+    Path | None, typer.Option(help="YAML schema mapping our fields to the branches of a .root data file (README, Data)")
+]
+DataFile = Annotated[
+    Path | None, typer.Option(help="your data file (.h5, .npz, .root); default: simulate --events windows")
+]
+Events = Annotated[int, typer.Option(help="windows to simulate when no --data is given")]
+VerifyEvents = Annotated[int, typer.Option(help="windows checked bit for bit per model (at most)")]
+Fuzz = Annotated[
+    int, typer.Option(help="random words of the input format per model besides its extremes (<= 1,000,000)")
+]
+Rtl = Annotated[
+    bool, typer.Option(help="the RTL levels: da4ml's Verilog, its software model, the Verilator simulation")
+]
+Synth = Annotated[bool, typer.Option(help="yosys synthesis of the RTL for the figures (cached by the RTL's hash)")]
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 data_app = typer.Typer(no_args_is_help=True, help="Simulate, read and plot ECAL window data.")
@@ -46,7 +64,7 @@ def data_simulate(
     try:
         cfg = SimConfig(window=window, pu=pu, noise_gev=noise, lsb_gev=lsb, bits=bits)
     except ValueError as exc:
-        raise TriggerMLError(f"bad simulation option: {exc}", "see `trigger-ml data simulate --help`")
+        raise TriggerMLError(f"bad simulation option: {exc}", "see `trigger-ml data simulate --help`") from None
     if events < 1:
         raise TriggerMLError(f"--events must be >= 1, got {events}")
     with task("simulating windows", events) as advance:
@@ -60,16 +78,21 @@ def data_simulate(
 def data_plot(
     data: Annotated[Path, typer.Argument(help="data file (.h5, .npz)")] = Path("data/ecal.h5"),
     out: Annotated[Path, typer.Option(help="output folder for PNGs")] = Path("plots"),
+    root_schema: RootSchema = None,
 ) -> None:
     """Plot features and mean images per class; print the cut-based baseline's working point."""
     from trigger_ml.data import read_dataset
     from trigger_ml.data.baseline import baseline_pass, working_point
     from trigger_ml.data.plots import plot_all
 
-    ds = read_dataset(data)
+    ds = read_dataset(data, root_schema)
     wp = working_point(baseline_pass(ds.features), ds.is_signal, ds.is_background)
-    results.print(f"cut-based baseline (CMS Phase-2 barrel standalone EG ID) on {len(ds)} windows "
-                  f"at PU {ds.meta.get('pu', '?')}: {wp}", highlight=False, soft_wrap=True)
+    results.print(
+        f"cut-based baseline (CMS Phase-2 barrel standalone EG ID) on {len(ds)} windows "
+        f"at PU {ds.meta.get('pu', '?')}: {wp}",
+        highlight=False,
+        soft_wrap=True,
+    )
     for p in plot_all(ds, out):
         log.info("wrote %s", p)
 
@@ -78,9 +101,10 @@ def data_plot(
 def train_cmd(
     card: Annotated[Path, typer.Argument(help="model card, e.g. models/eg_mlp.yaml")],
     data: Annotated[Path, typer.Option(help="data file (.h5, .npz)")] = Path("data/ecal.h5"),
-    out: Annotated[Optional[Path], typer.Option(help="run directory (default runs/<model>)")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="override the card's epochs")] = None,
-    max_events: Annotated[Optional[int], typer.Option(help="use at most this many windows")] = None,
+    out: Annotated[Path | None, typer.Option(help="run directory (default runs/<model>)")] = None,
+    epochs: Annotated[int | None, typer.Option(help="override the card's epochs")] = None,
+    max_events: Annotated[int | None, typer.Option(help="use at most this many windows")] = None,
+    root_schema: RootSchema = None,
 ) -> None:
     """Train a model card's float twin and quantized model; write model.keras, metrics, plots."""
     import json
@@ -92,7 +116,7 @@ def train_cmd(
     overrides = {k: v for k, v in (("epochs", epochs), ("max_events", max_events)) if v is not None}
     if overrides:
         c = c.with_overrides(training=overrides)
-    ds = read_dataset(data)
+    ds = read_dataset(data, root_schema)
     from trigger_ml.train.fit import train
 
     out = out or Path("runs") / c.name
@@ -104,13 +128,15 @@ def train_cmd(
 @app.command("compile")
 def compile_cmd(
     run: Annotated[Path, typer.Argument(help="training run directory (from `trigger-ml train`)")],
-    out: Annotated[Optional[Path], typer.Option(help="firmware directory (default firmware/<model>)")] = None,
-    strategy: Annotated[Optional[str], typer.Option(help="latency | distributed_arithmetic (default: model card)")] = None,
-    backend: Annotated[Optional[str], typer.Option(help="hls4ml backend: Vitis | Vivado (default: model card)")] = None,
-    part: Annotated[Optional[str], typer.Option(help="FPGA part (default: model card)")] = None,
-    clock: Annotated[Optional[float], typer.Option(help="clock period in ns (default: model card)")] = None,
-    rtl: Annotated[bool, typer.Option(help="write da4ml's Verilog too")] = True,
-    synth: Annotated[bool, typer.Option(help="run vitis_hls/vivado_hls synthesis when on PATH")] = False,
+    out: Annotated[Path | None, typer.Option(help="firmware directory (default firmware/<model>)")] = None,
+    strategy: Annotated[str | None, typer.Option(help="latency | distributed_arithmetic (default: model card)")] = None,
+    backend: Annotated[str | None, typer.Option(help="hls4ml backend: Vitis | Vivado (default: model card)")] = None,
+    part: Annotated[str | None, typer.Option(help="FPGA part (default: model card)")] = None,
+    clock: Annotated[float | None, typer.Option(help="clock period in ns (default: model card)")] = None,
+    rtl: Rtl = True,
+    vendor: Annotated[
+        bool, typer.Option(help="run the vendor HLS synthesis (vitis_hls/vivado_hls) when on PATH")
+    ] = False,
     cache: Annotated[bool, typer.Option(help="use the compile cache")] = True,
 ) -> None:
     """Compile a trained model: hls4ml project (hls/), da4ml Verilog (rtl/), C emulator (emulator/), manifest."""
@@ -118,7 +144,9 @@ def compile_cmd(
     from trigger_ml.compile.driver import read_run
 
     out = out or Path("firmware") / read_run(run)[0].name
-    opts = Options(strategy=strategy, backend=backend, part=part, clock_ns=clock, rtl=rtl, synth=synth, use_cache=cache)
+    opts = Options(
+        strategy=strategy, backend=backend, part=part, clock_ns=clock, rtl=rtl, vendor=vendor, use_cache=cache
+    )
     with console.status(f"compiling {run} -> {out}"):
         res = compile_run(run, out, opts)
     _print_compile(res)
@@ -126,8 +154,12 @@ def compile_cmd(
 
 def _short(precision: str) -> str:
     """`fixed<9,2,TRN,WRAP,0>` -> `fixed<9,2>` (hls4ml's defaults left out; other modes kept)."""
-    return (precision.replace(",TRN,WRAP,0>", ">").replace(",0>", ">").replace(",TRN,WRAP", "")
-            .replace("FixedPointQuantizer", "Quantizer"))
+    from trigger_ml.fixed import Fixed
+
+    try:
+        return str(Fixed.parse(precision))
+    except TriggerMLError:
+        return precision.replace("FixedPointQuantizer", "Quantizer")
 
 
 def _print_compile(res) -> None:
@@ -135,20 +167,26 @@ def _print_compile(res) -> None:
 
     m = res.manifest
     fw = m["config"]["firmware"]
-    table = Table(title=f"{m['model']}: precisions derived from the quantized model ({fw['strategy']}, {fw['backend']})")
+    table = Table(
+        title=f"{m['model']}: precisions derived from the quantized model ({fw['strategy']}, {fw['backend']})"
+    )
     for col in ("layer", "class", "result", "weight", "bias", "accum"):
         table.add_column(col)
     for row in m["layers"]:
         table.add_row(*(_short(str(row.get(c, ""))) for c in ("layer", "class", "result", "weight", "bias", "accum")))
     results.print(table)
     e = m["interface"]["emulator"]
-    results.print(f"interface: {e['n_in']} x {_short(e['in_precision'])} in -> {e['n_out']} x "
-                  f"{_short(e['out_precision'])} out",
-                  highlight=False, soft_wrap=True)
+    results.print(
+        f"interface: {e['n_in']} x {e['input']} in -> {e['n_out']} x {e['output']} out", highlight=False, soft_wrap=True
+    )
     if m["rtl"]["written"]:
         est = m["rtl"]["estimate"]
-        results.print(f"rtl: {est['stages']} pipeline stages at {fw['clock_ns']} ns, {est['lut']:.0f} LUT and "
-                      f"{est['ff']} FF ({est['source']})", highlight=False, soft_wrap=True)
+        results.print(
+            f"rtl: {est['stages']} pipeline stages at {fw['clock_ns']} ns, {est['lut']:.0f} LUT and "
+            f"{est['ff']} FF ({est['source']})",
+            highlight=False,
+            soft_wrap=True,
+        )
     for note in res.notes:
         log.info("%s", note)
     times = ", ".join(f"{k} {v:.2f} s" for k, v in res.timings_s.items())
@@ -158,50 +196,73 @@ def _print_compile(res) -> None:
 @app.command("verify")
 def verify_cmd(
     firmware: Annotated[Path, typer.Argument(help="compiled model directory (from `trigger-ml compile`)")],
-    data: Annotated[Optional[Path], typer.Option(help="data file (.h5, .npz); default: simulate --events windows")] = None,
-    events: Annotated[int, typer.Option(help="windows to simulate when no --data is given")] = 10_000,
-    fuzz: Annotated[int, typer.Option(help="random words of the input format, besides the extremes")] = 1000,
-    rtl: Annotated[bool, typer.Option(help="include the Verilator RTL simulation")] = True,
-    fidelity: Annotated[bool, typer.Option(help="check physics fidelity against the float twin (card thresholds)")] = True,
-    budget: Annotated[bool, typer.Option(help="check latency/II/resources against the card's budget")] = True,
-    junit: Annotated[Optional[Path], typer.Option(help="write a JUnit XML report here")] = None,
+    data: DataFile = None,
+    events: Events = 10_000,
+    verify_events: VerifyEvents = 10_000,
+    fuzz: Fuzz = 1000,
+    rtl: Rtl = True,
+    fidelity: Annotated[
+        bool, typer.Option(help="check physics fidelity against the float twin (card thresholds)")
+    ] = True,
+    budget: Annotated[
+        bool,
+        typer.Option(help="check latency/II/resources against the card's budget (the report's verdict, best figures)"),
+    ] = True,
+    synth: Synth = True,
+    junit: Annotated[Path | None, typer.Option(help="write a JUnit XML report here")] = None,
+    root_schema: RootSchema = None,
 ) -> None:
     """Check bit for bit: quantized Keras model = C simulation (emulator) = da4ml software model = RTL;
     then physics fidelity and the budget. Exit 0 all pass, 1 mismatch, 2 fidelity or budget exceeded,
     3 usage or tool error."""
     from rich.table import Table
 
+    from trigger_ml.compile import manifest
+    from trigger_ml.config import load_card
     from trigger_ml.errors import GateError, MismatchError
+    from trigger_ml.layout import FirmwareDir
+    from trigger_ml.report.build import budget_verdict
     from trigger_ml.verify import junit as J
     from trigger_ml.verify.gates import VERDICT
     from trigger_ml.verify.run import verify_firmware
 
-    if events < 1 or fuzz < 0:
-        raise TriggerMLError("--events must be >= 1 and --fuzz >= 0")
-    from trigger_ml.compile.driver import CARD
-    from trigger_ml.config import load_card
-
-    if (firmware / CARD).exists() and load_card(firmware / CARD).input == "tensor":
+    _check_counts(events, verify_events, fuzz)
+    fw = FirmwareDir(firmware)
+    manifest.read(fw.root)  # a compiled model directory, before any data is read
+    if load_card(fw.card).input == "tensor":
         if data is not None:
-            raise TriggerMLError(f"{firmware} is an imported model: it reads no ECAL data",
-                                 "drop --data (it is checked on fuzzed words of its input format)")
+            raise TriggerMLError(
+                f"{firmware} is an imported model: it reads no ECAL data",
+                "drop --data (it is checked on fuzzed words of its input format)",
+            )
         ds = None
     elif data is not None:
         from trigger_ml.data import read_dataset
 
-        ds = read_dataset(data)
+        ds = read_dataset(data, root_schema)
     else:
         from trigger_ml.data import simulate_dataset
 
         ds = simulate_dataset(events, seed=11)
-    with console.status("building every level, comparing, checking fidelity and budget"):
-        out = verify_firmware(firmware, ds, fuzz, rtl=rtl, check_fidelity=fidelity, check_budget=budget)
+    if ds is not None and len(ds) > verify_events:
+        ds = ds.subset(slice(0, verify_events))
+    with console.status("building every level, comparing, checking fidelity"):
+        out = verify_firmware(firmware, ds, fuzz, rtl=rtl, check_fidelity=fidelity)
+    if budget:
+        with console.status("budget: the report's best figures" + (" (yosys synthesis, cached)" if synth else "")):
+            out.gates += budget_verdict(firmware, synth=synth)
     table = Table(title=f"{firmware}: bit-exact check against the quantized Keras model")
     for col in ("level", "inputs", "events", "mismatched", "s"):
         table.add_column(col)
     for r in out.exact:
-        table.add_row(r.level, r.inputs, str(r.compared), str(r.mismatched), f"{r.seconds:.2f}",
-                      style=None if r.ok else "bold red")
+        table.add_row(
+            r.level,
+            r.inputs,
+            str(r.compared),
+            str(r.mismatched),
+            f"{r.seconds:.2f}",
+            style=None if r.ok else "bold red",
+        )
     results.print(table)
     if out.gates:
         gates = Table(title="fidelity (physics, quantized vs float twin) and budget (firmware figures)")
@@ -209,34 +270,52 @@ def verify_cmd(
             gates.add_column(col)
         for c in out.gates:
             verdict = VERDICT[c.ok]
-            gates.add_row(c.name, "" if c.value is None else f"{c.value:.4g}", "" if c.limit is None else f"{c.limit:g}",
-                          verdict, c.detail, style="bold red" if c.ok is False else None)
+            gates.add_row(
+                c.name,
+                "" if c.value is None else f"{c.value:.4g}",
+                "" if c.limit is None else f"{c.limit:g}",
+                verdict,
+                c.detail,
+                style="bold red" if c.ok is False else None,
+            )
         results.print(gates)
     if junit is not None:
-        J.write(junit, f"trigger-ml.verify.{firmware.name}", out.cases())
+        J.write(junit, f"trigger-ml.verify.{fw.root.name}", out.cases())
     if out.mismatched:
         r = out.mismatched[0]
-        raise MismatchError(f"{len(out.mismatched)} exact check(s) failed; first: {r.name()}: {r.mismatched}/{r.compared} "
-                            f"events differ, event {r.first['index']} expected {r.first['expected']} got {r.first['got']}"
-                            f"\n  {out.diagnosis}", f"reproducer saved to {out.reproducer}")
+        raise MismatchError(
+            f"{len(out.mismatched)} exact check(s) failed; first: {r.name()}: {r.mismatched}/{r.compared} "
+            f"events differ, event {r.first['index']} expected {r.first['expected']} got {r.first['got']}"
+            f"\n  {out.diagnosis}",
+            f"reproducer saved to {out.reproducer}",
+        )
     if out.failed_gates:
-        raise GateError("; ".join(f"{c.name}: {c.message()}" for c in out.failed_gates),
-                        "improve the model or relax the card's fidelity/budget (exactness passed)")
-    log.info("all %d exact checks pass; %d gates pass, %d not checkable", len(out.exact),
-             sum(1 for c in out.gates if c.ok), sum(1 for c in out.gates if c.ok is None))
+        raise GateError(
+            "; ".join(f"{c.name}: {c.message()}" for c in out.failed_gates),
+            "improve the model or relax the card's fidelity/budget (exactness passed)",
+        )
+    log.info(
+        "all %d exact checks pass; %d gates pass, %d not checkable",
+        len(out.exact),
+        sum(1 for c in out.gates if c.ok),
+        sum(1 for c in out.gates if c.ok is None),
+    )
 
 
 @app.command("report")
 def report_cmd(
     firmware: Annotated[list[Path], typer.Argument(help="compiled model directories (several: a summary table too)")],
-    synth: Annotated[bool, typer.Option(help="synthesise the da4ml RTL with yosys (cached by RTL hash)")] = True,
-    summary: Annotated[Optional[Path], typer.Option(help="write the summary table (Markdown) here; default with several "
-                                                    "models: menu.md beside them")] = None,
+    synth: Synth = True,
+    summary: Annotated[
+        Path | None,
+        typer.Option(help="write the summary table (Markdown) here; default with several models: menu.md beside them"),
+    ] = None,
 ) -> None:
     """Latency, II and resources of compiled models, each figure labelled by its source, with plots:
     <firmware>/report/report.{json,md,html}."""
     from rich.table import Table
 
+    from trigger_ml.layout import FirmwareDir
     from trigger_ml.report import build as R
     from trigger_ml.verify.gates import VERDICT
 
@@ -251,10 +330,14 @@ def report_cmd(
         for q, f in rep["figures"].items():
             table.add_row(R.LABELS[q], R._fmt(f["value"]), f["source"])
         for c in rep["budget"]:
-            table.add_row(c["check"], "" if c["value"] is None else R._fmt(c["value"]),
-                          VERDICT[c["ok"]], style="bold red" if c["ok"] is False else None)
+            table.add_row(
+                c["check"],
+                "" if c["value"] is None else R._fmt(c["value"]),
+                VERDICT[c["ok"]],
+                style="bold red" if c["ok"] is False else None,
+            )
         results.print(table)
-        log.info("wrote %s", Path(fw) / R.REPORT_DIR / "report.html")
+        log.info("wrote %s", FirmwareDir(fw).report_html)
     if len(reps) > 1 or summary is not None:
         head, rows = R.menu(reps)
         dest = summary or Path(firmware[0]).parent / "menu.md"
@@ -264,34 +347,60 @@ def report_cmd(
 
 @app.command("run")
 def run_cmd(
-    models: Annotated[str, typer.Option(help="comma-separated model cards from --cards")] = "eg_mlp,eg_cnn,ad_autoencoder",
-    data: Annotated[Optional[Path], typer.Option(help="your data file (.h5, .npz, .root); default: simulate")] = None,
-    events: Annotated[int, typer.Option(help="windows to simulate when no --data is given")] = 200_000,
+    models: Annotated[
+        str, typer.Option(help="comma-separated model cards from --cards")
+    ] = "eg_mlp,eg_cnn,ad_autoencoder",
+    data: DataFile = None,
+    events: Events = 200_000,
+    verify_events: VerifyEvents = 10_000,
+    fuzz: Fuzz = 1000,
+    rtl: Rtl = True,
+    synth: Synth = True,
     fast: Annotated[bool, typer.Option(help="tiny configs for smoke tests (20k windows, 2 epochs)")] = False,
-    from_: Annotated[Optional[str], typer.Option("--from", help="re-run from this stage on: data|train|compile|verify|report")] = None,
+    from_: Annotated[
+        str | None, typer.Option("--from", help="re-run from this stage on: data|train|compile|verify|report")
+    ] = None,
     to: Annotated[str, typer.Option(help="stop after this stage")] = "report",
     cards: Annotated[Path, typer.Option(help="directory of model cards")] = Path("models"),
     runs: Annotated[Path, typer.Option(help="training runs (and the stage stamps)")] = Path("runs"),
     firmware: Annotated[Path, typer.Option(help="compiled models")] = Path("firmware"),
-    synth: Annotated[bool, typer.Option(help="yosys synthesis in the report stage")] = True,
+    root_schema: RootSchema = None,
 ) -> None:
     """The whole chain for each model: data -> train -> compile -> verify -> report, resumable
     (finished stages are reused by content hash), then a summary table. Exit 0 all pass, 1 a
     mismatch, 2 a fidelity or budget gate failed."""
+    import json
+
     from trigger_ml import pipeline as P
     from trigger_ml.atomic import atomic_file
+    from trigger_ml.layout import RunsDir
 
-    plan = P.Plan(models=tuple(m.strip() for m in models.split(",") if m.strip()), data=data, events=events, fast=fast,
-                  from_stage=from_, to_stage=to, cards=cards, runs=runs, firmware=firmware, synth=synth)
+    _check_counts(events, verify_events, fuzz)
+    plan = P.Plan(
+        models=tuple(m.strip() for m in models.split(",") if m.strip()),
+        data=data,
+        events=events,
+        fast=fast,
+        from_stage=from_,
+        to_stage=to,
+        cards=cards,
+        runs=runs,
+        firmware=firmware,
+        options=P.StageOptions(verify_events, fuzz, rtl, synth),
+        root_schema=root_schema,
+    )
     out = P.run(plan)
     head, rows = P.summary_table(out)
-    _print_and_write("trigger-ml run: summary", head, rows, runs / "summary.md")
-    with atomic_file(runs / "summary.json") as tmp:
-        tmp.write_text(__import__("json").dumps({"rows": out.rows, "timings_s": out.timings_s, "skipped": out.skipped},
-                                                indent=1, default=str))
+    rd = RunsDir(runs)
+    _print_and_write("trigger-ml run: summary", head, rows, rd.summary_md)
+    with atomic_file(rd.summary_json) as tmp:
+        tmp.write_text(
+            json.dumps({"rows": out.rows, "timings_s": out.timings_s, "skipped": out.skipped}, indent=1, default=str)
+        )
     total = sum(out.timings_s.values())
-    log.info("stages run: %d (%.0f s), reused: %d; summary in %s", len(out.timings_s), total, len(out.skipped),
-             runs / "summary.md")
+    log.info(
+        "stages run: %d (%.0f s), reused: %d; summary in %s", len(out.timings_s), total, len(out.skipped), rd.summary_md
+    )
     if out.exit_code:
         raise typer.Exit(out.exit_code)
 
@@ -299,64 +408,100 @@ def run_cmd(
 @app.command("scan")
 def scan_cmd(
     card: Annotated[Path, typer.Argument(help="model card to scan (e.g. models/eg_mlp.yaml)")],
-    grid: Annotated[Optional[list[str]], typer.Option(
-        "--grid", help="key=v1,v2,...: bits, sparsity, strategy (latency|da), reuse, clock, epochs, ... or section.field; "
-                       "repeat for more axes (the scan is their product)")] = None,
-    point: Annotated[Optional[list[str]], typer.Option(
-        "--point", help="one extra point key=v,key=v (besides the grid's product)")] = None,
-    scheduler: Annotated[str, typer.Option(help="local (a LocalCluster on this machine) or a dask scheduler address "
-                                                "such as tcp://host:8786")] = "local",
-    workers: Annotated[Optional[int], typer.Option(help="LocalCluster workers (default: one per core)")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="scan directory (default: scans/<model>)")] = None,
-    data: Annotated[Optional[Path], typer.Option(help="your data file; default: simulate --events windows")] = None,
-    events: Annotated[int, typer.Option(help="windows to simulate when no --data is given")] = 200_000,
-    verify_events: Annotated[int, typer.Option(help="test windows per point for the bit-exact check")] = 10_000,
-    fuzz: Annotated[int, typer.Option(help="fuzzed input words per point")] = 1000,
-    rtl: Annotated[bool, typer.Option(help="include the Verilator RTL level in each point's check")] = True,
-    synth: Annotated[bool, typer.Option(help="yosys synthesis for each point's LUT/FF/DSP (else da4ml's estimate)")] = True,
+    grid: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--grid",
+            help="key=v1,v2,...: bits, sparsity, strategy (latency|da), reuse, clock, epochs, ... or section.field; "
+            "repeat for more axes (the scan is their product)",
+        ),
+    ] = None,
+    point: Annotated[
+        list[str] | None, typer.Option("--point", help="one extra point key=v,key=v (besides the grid's product)")
+    ] = None,
+    scheduler: Annotated[
+        str,
+        typer.Option(help="local (a LocalCluster on this machine) or a dask scheduler address such as tcp://host:8786"),
+    ] = "local",
+    workers: Annotated[int | None, typer.Option(help="LocalCluster workers (default: one per core)")] = None,
+    out: Annotated[Path | None, typer.Option(help="scan directory (default: scans/<model>)")] = None,
+    data: DataFile = None,
+    events: Events = 200_000,
+    verify_events: VerifyEvents = 10_000,
+    fuzz: Fuzz = 1000,
+    rtl: Rtl = True,
+    synth: Synth = True,
 ) -> None:
     """Design-space scan on dask: each point of the grid is trained, compiled, verified and reported
     like `run`; finished points are skipped on re-run; a failed point is recorded and the scan goes
-    on. Writes results.csv/.md/.json and pareto.png. Exit 0 all points ok, 1 some point failed."""
+    on. Writes results.csv/.md/.json and pareto.png. Exit 0 all points ok, 4 some point failed."""
+    from trigger_ml.layout import ScanDir
+    from trigger_ml.pipeline import StageOptions
     from trigger_ml.scan import ScanSpec, parse_grid, parse_point, scan
 
-    if events < 1 or verify_events < 1 or fuzz < 0:
-        raise TriggerMLError("--events and --verify-events must be >= 1, --fuzz >= 0")
-    spec = ScanSpec(card=card, grid=parse_grid(grid or []), extra=tuple(parse_point(p) for p in point or []),
-                    out=out or Path("scans") / card.stem, scheduler=scheduler, workers=workers, data=data, events=events,
-                    verify_events=verify_events, fuzz=fuzz, rtl=rtl, synth=synth)
+    _check_counts(events, verify_events, fuzz)
+    spec = ScanSpec(
+        card=card,
+        grid=parse_grid(grid or []),
+        extra=tuple(parse_point(p) for p in point or []),
+        out=out or Path("scans") / card.stem,
+        scheduler=scheduler,
+        workers=workers,
+        data=data,
+        events=events,
+        options=StageOptions(verify_events, fuzz, rtl, synth),
+    )
     res = scan(spec)
     head = ["point", "status", f"{res.physics_name} (q / float)", "exact", "latency ns", "LUT / FF / DSP", "Pareto"]
-    rows = [[r["params"], r["status"] if not r["error"] else f"failed: {r['error']}",
-             "" if r["physics"] is None else f"{r['physics']:.4f} / {r['physics_float']:.4f}", r["exact"],
-             "" if r["latency_ns"] is None else f"{r['latency_ns']:g}",
-             "" if r["lut"] is None else " / ".join(f"{r[k]:,.0f}" for k in ("lut", "ff", "dsp")),
-             "yes" if r["pareto"] else ""] for r in res.rows]
+    rows = [
+        [
+            r["params"],
+            r["status"] if not r["error"] else f"failed: {r['error']}",
+            "" if r["physics"] is None else f"{r['physics']:.4f} / {r['physics_float']:.4f}",
+            r["exact"],
+            "" if r["latency_ns"] is None else f"{r['latency_ns']:g}",
+            "" if r["lut"] is None else " / ".join(f"{r[k]:,.0f}" for k in ("lut", "ff", "dsp")),
+            "yes" if r["pareto"] else "",
+        ]
+        for r in res.rows
+    ]
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"trigger-ml scan: {spec.out} ({len(res.ran)} run, {len(res.skipped)} reused, "
-                        f"{len(res.failed)} failed, {res.seconds:.0f} s)")
+    table = Table(
+        title=f"trigger-ml scan: {spec.out} ({len(res.ran)} run, {len(res.skipped)} reused, "
+        f"{len(res.failed)} failed, {res.seconds:.0f} s)"
+    )
     for col in head:
         table.add_column(col, overflow="fold")
     for r in rows:
         table.add_row(*(escape(c) for c in r))
     results.print(table)
-    log.info("results: %s (.md, .json), %s", spec.out / "results.csv", spec.out / "pareto.png")
+    sd = ScanDir(spec.out)
+    log.info("results: %s (.md, .json), %s", sd.results_csv, sd.pareto)
     if res.exit_code:
         raise typer.Exit(res.exit_code)
+
+
 @app.command("import")
 def import_cmd(
-    src: Annotated[Path, typer.Argument(help="model.onnx (QONNX or float ONNX), model.json (QKeras, with --weights) "
-                                            "or model.h5 (QKeras)")],
+    src: Annotated[
+        Path,
+        typer.Argument(
+            help="model.onnx (QONNX or float ONNX), model.json (QKeras, with --weights) or model.h5 (QKeras)"
+        ),
+    ],
     out: Annotated[Path, typer.Option(help="run directory to write (then `trigger-ml compile` it)")],
-    weights: Annotated[Optional[Path], typer.Option(help="the .h5 weights of a QKeras model.json")] = None,
-    input_format: Annotated[Optional[str], typer.Option(help="float ONNX: input format fixed<W,I> or ufixed<W,I> "
-                                                        "(default fixed<16,6>)")] = None,
-    weight_bits: Annotated[Optional[int], typer.Option(help="float ONNX: bits per weight, sign included "
-                                                       "(default 16)")] = None,
-    act_frac_bits: Annotated[Optional[int], typer.Option(help="float ONNX: fractional bits of hidden activations "
-                                                         "(default 10)")] = None,
+    weights: Annotated[Path | None, typer.Option(help="the .h5 weights of a QKeras model.json")] = None,
+    input_format: Annotated[
+        str | None, typer.Option(help="float ONNX: input format fixed<W,I> or ufixed<W,I> (default fixed<16,6>)")
+    ] = None,
+    weight_bits: Annotated[
+        int | None, typer.Option(help="float ONNX: bits per weight, sign included (default 16)")
+    ] = None,
+    act_frac_bits: Annotated[
+        int | None, typer.Option(help="float ONNX: fractional bits of hidden activations (default 10)")
+    ] = None,
 ) -> None:
     """Import a foreign model (QONNX, float ONNX, legacy QKeras) as a run directory that `compile` and
     `verify` take, keeping its own reference (qonnx's executor, onnxruntime, the rebuilt QKeras model)."""
@@ -365,8 +510,9 @@ def import_cmd(
     from trigger_ml.interop import import_model
 
     with console.status(f"importing {src} -> {out}"):
-        summary = import_model(src, out, weights, input_format=input_format, weight_bits=weight_bits,
-                               act_frac_bits=act_frac_bits)
+        summary = import_model(
+            src, out, weights, input_format=input_format, weight_bits=weight_bits, act_frac_bits=act_frac_bits
+        )
     keys = ("kind", "reference", "check", "n_inputs", "n_outputs", "layers", "import_check", "predictions")
     results.print_json(json.dumps({k: summary[k] for k in keys if k in summary}, default=str))
     log.info("wrote %s; next: trigger-ml compile %s --out firmware/<name>", out, out)
@@ -375,9 +521,13 @@ def import_cmd(
 @app.command("export")
 def export_cmd(
     run: Annotated[Path, typer.Argument(help="training run directory (from `trigger-ml train`)")],
-    onnx: Annotated[bool, typer.Option("--onnx", help="write float.onnx (the float twin) and model.qonnx.onnx "
-                                       "(the quantized model as QONNX)")] = False,
-    out: Annotated[Optional[Path], typer.Option(help="output directory (default <run>/onnx)")] = None,
+    onnx: Annotated[
+        bool,
+        typer.Option(
+            "--onnx", help="write float.onnx (the float twin) and model.qonnx.onnx (the quantized model as QONNX)"
+        ),
+    ] = False,
+    out: Annotated[Path | None, typer.Option(help="output directory (default <run>/onnx)")] = None,
 ) -> None:
     """Export a trained run: --onnx writes the float twin as ONNX and the quantized model as QONNX, and
     checks them (float: onnxruntime vs Keras within 1e-6; QONNX: qonnx's executor vs Keras, exact)."""
@@ -386,10 +536,24 @@ def export_cmd(
     if not onnx:
         raise TriggerMLError("choose an export format", "trigger-ml export <run> --onnx")
     from trigger_ml.interop.onnx_export import export_run
+    from trigger_ml.layout import RunDir
 
     with console.status(f"exporting {run} as ONNX"):
-        summary = export_run(run, out or run / "onnx")
+        summary = export_run(run, out or RunDir(run).onnx)
     results.print_json(json.dumps(summary, default=str))
+
+
+def _check_counts(events: int, verify_events: int, fuzz: int) -> None:
+    """--events, --verify-events and --fuzz within their documented bounds."""
+    from trigger_ml.verify.exact import MAX_FUZZ
+
+    if events < 1 or verify_events < 1:
+        raise TriggerMLError(f"--events {events} / --verify-events {verify_events}: each must be at least 1")
+    if not 0 <= fuzz <= MAX_FUZZ:
+        raise TriggerMLError(
+            f"--fuzz {fuzz:,} is outside 0 .. {MAX_FUZZ:,}",
+            f"use at most {MAX_FUZZ:,} random words per check (run several checks for more)",
+        )
 
 
 def _print_and_write(title: str, head: list[str], rows: list[list[str]], dest: Path) -> None:
@@ -409,37 +573,69 @@ def _print_and_write(title: str, head: list[str], rows: list[list[str]], dest: P
         tmp.write_text(md_table(head, rows))
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
+    """Run the command line; every ending is one of the documented exit codes (trigger_ml.errors)."""
+    from typer.exceptions import TyperException
+
     try:
         code = app(args=argv, standalone_mode=False)  # click returns a typer.Exit's code here, not raises it
+        if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C into Exit(130)
+            raise KeyboardInterrupt
         if isinstance(code, int) and code:
             sys.exit(code)
     except TriggerMLError as exc:
-        console.print(f"[bold red]error:[/] {exc.what}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(exc.what)}", highlight=False, soft_wrap=True)
         if exc.fix:
-            console.print(f"  [bold]fix:[/] {exc.fix}", highlight=False, soft_wrap=True)
+            console.print(f"  [bold]fix:[/] {escape(exc.fix)}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
+    except TyperException as exc:  # usage errors: unknown option or command, a bad value
+        console.print(f"[bold red]error:[/] {escape(exc.format_message())}", highlight=False, soft_wrap=True)
+        console.print("  [bold]fix:[/] see `trigger-ml --help` or `trigger-ml <command> --help`", highlight=False)
+        sys.exit(EXIT_USAGE)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
-            console.print(f"[bold red]error:[/] disk full while writing {exc.filename or ''}")
+            console.print(f"[bold red]error:[/] disk full while writing {escape(str(exc.filename or ''))}")
             console.print("  [bold]fix:[/] free space or choose another --out; nothing was left half-written")
         else:
-            console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(3)
-    except KeyboardInterrupt:
-        console.print("[bold red]interrupted[/]: finished outputs are kept, partial ones removed")
-        sys.exit(130)
+            console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(EXIT_USAGE)
+    except (KeyboardInterrupt, typer.Abort):
+        console.print(
+            "[bold red]interrupted[/]: finished outputs are kept, partial ones removed; "
+            "run the same command again to resume"
+        )
+        sys.exit(EXIT_INTERRUPTED)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors
-        import click
+    except MemoryError:
+        console.print("[bold red]error:[/] out of memory", highlight=False)
+        console.print("  [bold]fix:[/] use fewer events (--events, --verify-events, --fuzz) or a smaller data file")
+        sys.exit(EXIT_USAGE)
+    except Exception as exc:  # a bug: say so briefly, keep the traceback in a file
+        report = _crash_report(exc)
+        console.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))[:300]}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        console.print(f"  the full report is in {report}; please send it with the command you ran", highlight=False)
+        sys.exit(EXIT_INTERNAL)
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(3)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(130)
-        raise
+
+def _crash_report(exc: BaseException) -> str:
+    import tempfile
+    import traceback
+
+    from trigger_ml import __version__
+
+    text = f"trigger-ml {__version__}\nargv: {sys.argv}\n\n" + "".join(traceback.format_exception(exc))
+    try:
+        fd, name = tempfile.mkstemp(prefix="trigger-ml-crash-", suffix=".txt")
+        with open(fd, "w") as f:
+            f.write(text)
+        return name
+    except OSError:
+        return "(could not be written: " + text.splitlines()[-1] + ")"
 
 
 if __name__ == "__main__":

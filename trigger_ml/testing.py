@@ -33,7 +33,9 @@ def assert_bit_exact(model: Any, firmware_dir: str | Path, x: np.ndarray, *, rtl
     fw = Path(firmware_dir)
     levels = exact.load_levels(fw, rtl_sim=rtl)
     if model is not None:
-        levels[exact.REFERENCE] = QuantizedModel.load(model) if isinstance(model, (str, Path)) else QuantizedModel(model)
+        levels[exact.REFERENCE] = (
+            QuantizedModel.load(model) if isinstance(model, (str, Path)) else QuantizedModel(model)
+        )
     ref = levels.pop(exact.REFERENCE)
     x = np.asarray(x, dtype=np.float64)
     y_ref = ref.predict(x)
@@ -43,7 +45,7 @@ def assert_bit_exact(model: Any, firmware_dir: str | Path, x: np.ndarray, *, rtl
         msg = f"{fw}: {name} differs from the quantized model"
         if name == "csim" and y.shape == y_ref.shape and np.any(y != y_ref):
             i = int(np.flatnonzero(np.any(y != y_ref, axis=1))[0])
-            diff = first_diverging_layer(fw, ref._m64, x[i])
+            diff = first_diverging_layer(fw, ref.float64, x[i])
             msg += f" (event {i}; {diff.describe() if diff else 'every traced layer agrees'})"
         np.testing.assert_array_equal(y, y_ref, err_msg=msg)
         counts[name] = len(x)

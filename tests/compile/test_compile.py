@@ -3,6 +3,7 @@
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,11 +11,13 @@ import pytest
 from trigger_ml.compile import Options, compile_run, emulator, manifest
 from trigger_ml.compile.cache import tree_hashes
 from trigger_ml.config import load_card
+from trigger_ml.fixed import Grid
 from trigger_ml.train.models import input_shape, model_inputs
-from trigger_ml.verify.levels import QuantizedModel, csim, software_model
-from trigger_ml.verify.vectors import extreme_inputs
+from trigger_ml.vectors import extreme_inputs
+from trigger_ml.verify.levels import QuantizedModel, csim, rtl_sim, software_model
 
 pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
 MODELS = ["eg_mlp", "eg_cnn", "ad_autoencoder"]
 STRATEGIES = ["latency", "distributed_arithmetic"]
 
@@ -23,7 +26,7 @@ def _inputs(res, run, exact_data):
     card = load_card(run / "card.yaml")
     x = model_inputs(card, exact_data)
     m = res.manifest
-    ext = extreme_inputs(m["input_grid"], input_shape(card, exact_data.meta))
+    ext = extreme_inputs(Grid.from_json(m["input_grid"]), input_shape(card, exact_data.meta))
     return x, ext.astype(np.float32)
 
 
@@ -69,7 +72,7 @@ def test_manifest_records_precisions_formats_and_hashes(compiled):
         assert hashes[rel] == h
     assert "hls/firmware/myproject.cpp" in m["outputs_sha256"] and "rtl/comb.json" in m["outputs_sha256"]
     header = (res.out / "emulator" / "tml_emulator.h").read_text()
-    assert m["interface"]["emulator"]["in_precision"] in header and m["model_sha256"] in header
+    assert m["interface"]["emulator"]["input"] in header and m["model_sha256"] in header
 
 
 def test_rerun_is_cached_and_uncached_compile_is_byte_identical(trained, compiled, tmp_path):
@@ -84,9 +87,15 @@ def test_rerun_is_cached_and_uncached_compile_is_byte_identical(trained, compile
     import difflib
 
     a, b = tree_hashes(fresh.out, skip), tree_hashes(first.out, skip)
-    diffs = {rel: "".join(difflib.unified_diff((first.out / rel).read_text().splitlines(True),
-                                                (fresh.out / rel).read_text().splitlines(True), n=1))
-             for rel in a if a[rel] != b.get(rel) and rel.endswith((".yml", ".json", ".h", ".cpp"))}
+    diffs = {
+        rel: "".join(
+            difflib.unified_diff(
+                (first.out / rel).read_text().splitlines(True), (fresh.out / rel).read_text().splitlines(True), n=1
+            )
+        )
+        for rel in a
+        if a[rel] != b.get(rel) and rel.endswith((".yml", ".json", ".h", ".cpp"))
+    }
     assert a == b, "\n".join(f"{rel}:\n{d[:3000]}" for rel, d in diffs.items())
     assert (fresh.out / "manifest.json").read_bytes() == (first.out / "manifest.json").read_bytes()
 
@@ -129,10 +138,40 @@ def test_emulator_builds_with_make_alone(compiled, exact_data, trained, tmp_path
     _, run, _ = trained("eg_mlp")
     shutil.copytree(res.out / "hls", tmp_path / "hls")
     shutil.copytree(res.out / "emulator", tmp_path / "emulator")
-    r = subprocess.run(["make", "-C", str(tmp_path / "emulator"), "clean", "all"], capture_output=True, text=True,
-                       env={"PATH": "/usr/bin:/bin"})
+    r = subprocess.run(
+        ["make", "-C", str(tmp_path / "emulator"), "clean", "all"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert r.returncode == 0, r.stderr
     x, _ = _inputs(res, run, exact_data)
     cs = csim(res.out)
     raw = cs.iface.to_raw(x[:500])
     np.testing.assert_array_equal(emulator.run_vectors(tmp_path / "emulator", raw, 1), cs.predict_raw(raw))
+
+
+def test_a_new_layer_kind_from_its_table_entry_alone_avgpool2d(small_data, exact_data, tmp_path):
+    """avgpool2d came as one entry of trigger_ml.layers.KINDS: a card uses it, both builders make it,
+    compile takes it, and every level is exact on a small CNN."""
+    import dataclasses
+
+    from trigger_ml.train.fit import train
+
+    card = load_card(ROOT / "models" / "eg_cnn.yaml")
+    layers = [dict(s, type="avgpool2d") if s["type"] == "maxpool2d" else s for s in card.layers]
+    card = dataclasses.replace(
+        card.with_overrides(training={"epochs": 1, "batch_size": 256, "patience": 1}),
+        name="avg_cnn",
+        layers=tuple(layers),
+    )
+    train(card, small_data, tmp_path / "run")
+    res = compile_run(tmp_path / "run", tmp_path / "fw", Options())
+    assert any(r["class"] == "Pooling2D" for r in res.manifest["layers"]) and res.manifest["rtl"]["written"]
+    q = QuantizedModel.load(tmp_path / "run" / "model.keras")
+    x, ext = _inputs(res, tmp_path / "run", exact_data)
+    levels = [csim(res.out), software_model(res.out), rtl_sim(res.out)]
+    for xs in (x[:3000], ext):
+        ref = q.predict(xs)
+        for level in levels:
+            np.testing.assert_array_equal(level.predict(xs), ref)

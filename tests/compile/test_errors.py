@@ -8,6 +8,7 @@ import pytest
 from trigger_ml.cli import main
 from trigger_ml.compile import Options, compile_run
 from trigger_ml.errors import SchemaError, UnsupportedError
+from trigger_ml.layout import TMP_PREFIX
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +25,7 @@ def _run_with(model, trained, tmp_path):
 
 def _nothing_left(out):
     assert not out.exists()
-    assert not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.")]
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(TMP_PREFIX)]
 
 
 def test_unsupported_layer_is_named(trained, tmp_path):
@@ -58,7 +59,7 @@ def test_model_without_quantizers_is_refused(trained, tmp_path):
 
 def test_unknown_strategy_and_missing_run(trained, tmp_path):
     _, run, _ = trained("eg_mlp")
-    with pytest.raises(UnsupportedError, match="strategy"):
+    with pytest.raises(SchemaError, match="strategy: 'fastest' is not one of"):
         compile_run(run, tmp_path / "fw", Options(strategy="fastest"))
     with pytest.raises(SchemaError, match="not a training run"):
         compile_run(tmp_path, tmp_path / "fw")

@@ -11,7 +11,7 @@ from trigger_ml.data.features import FEATURE_NAMES, FEATURES, N_XTAL_MIN_COUNTS,
 
 def _floor_code(value: Fraction, name: str) -> int:
     fmt = FEATURES[name]
-    return min(math.floor(value * 2**fmt.frac), fmt.max_code)
+    return min(math.floor(value * 2**fmt.frac), fmt.max_raw)
 
 
 def _sigma(win, axis):
@@ -63,7 +63,7 @@ def reference_features(img, lsb):
     for name, axis in (("sigma_ieta", 0), ("sigma_iphi", 1)):
         var = _sigma(w55, axis)
         fmt = FEATURES[name]
-        out[name] = 0 if var is None else min(math.isqrt(math.floor(var * 4**fmt.frac)), fmt.max_code)
+        out[name] = 0 if var is None else min(math.isqrt(math.floor(var * 4**fmt.frac)), fmt.max_raw)
     return [out[k] / 2 ** FEATURES[k].frac for k in FEATURE_NAMES]
 
 

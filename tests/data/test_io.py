@@ -57,19 +57,34 @@ def test_hdf5_missing_field_is_named(ds, tmp_path):
 
 
 def test_mistyped_images_are_named(tmp_path):
-    np.savez(tmp_path / "x.npz", images=np.random.rand(4, 9, 9), labels=np.zeros(4, int),
-             class_names=np.array(["eg"]), lsb_gev=0.25)
+    np.savez(
+        tmp_path / "x.npz",
+        images=np.random.rand(4, 9, 9),
+        labels=np.zeros(4, int),
+        class_names=np.array(["eg"]),
+        lsb_gev=0.25,
+    )
     with pytest.raises(SchemaError, match="'images' must hold integer counts"):
         read_dataset(tmp_path / "x.npz")
 
 
 def test_wrong_shape_and_bad_labels_are_named(tmp_path):
-    np.savez(tmp_path / "s.npz", images=np.zeros((4, 9, 7), int), labels=np.zeros(4, int),
-             class_names=np.array(["eg"]), lsb_gev=0.25)
+    np.savez(
+        tmp_path / "s.npz",
+        images=np.zeros((4, 9, 7), int),
+        labels=np.zeros(4, int),
+        class_names=np.array(["eg"]),
+        lsb_gev=0.25,
+    )
     with pytest.raises(SchemaError, match="shape"):
         read_dataset(tmp_path / "s.npz")
-    np.savez(tmp_path / "l.npz", images=np.zeros((4, 9, 9), int), labels=np.array([0, 1, 2, 3]),
-             class_names=np.array(["eg", "pu"]), lsb_gev=0.25)
+    np.savez(
+        tmp_path / "l.npz",
+        images=np.zeros((4, 9, 9), int),
+        labels=np.array([0, 1, 2, 3]),
+        class_names=np.array(["eg", "pu"]),
+        lsb_gev=0.25,
+    )
     with pytest.raises(SchemaError, match="'labels' has values outside 0..1"):
         read_dataset(tmp_path / "l.npz")
 

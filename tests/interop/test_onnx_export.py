@@ -46,8 +46,10 @@ def test_exported_files_agree_with_keras_on_data(exported, trained, small_data):
     run, out, _ = exported
     card, _, _ = trained("eg_mlp")
     x = model_inputs(card, small_data)[:500].astype(np.float64)
-    np.testing.assert_array_equal(QonnxExecutor(onnx.load(out / "model.qonnx.onnx")).predict(x),
-                                  QuantizedModel.load(run / "model.keras").predict(x))
+    np.testing.assert_array_equal(
+        QonnxExecutor(onnx.load(out / "model.qonnx.onnx")).predict(x),
+        QuantizedModel.load(run / "model.keras").predict(x),
+    )
     y_f = np.asarray(load_model(run / "float.keras").predict(x.astype(np.float32), verbose=0), np.float64)
     np.testing.assert_allclose(OrtSession(onnx.load(out / "float.onnx")).predict(x), y_f, rtol=1e-6, atol=1e-6)
 
@@ -66,7 +68,8 @@ def test_cnn_is_refused_with_one_clear_error():
 
     from trigger_ml.interop.onnx_export import float_onnx
 
-    m = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(2, 3), keras.layers.Flatten(),
-                          keras.layers.Dense(1)])
+    m = keras.Sequential(
+        [keras.Input((4, 4, 1)), keras.layers.Conv2D(2, 3), keras.layers.Flatten(), keras.layers.Dense(1)]
+    )
     with pytest.raises(UnsupportedError, match="Conv2D"):
         float_onnx(m)

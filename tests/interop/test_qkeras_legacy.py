@@ -26,22 +26,21 @@ from trigger_ml.errors import MismatchError, UnsupportedError
 from trigger_ml.interop.qkeras_legacy import SUPPORTED_LAYERS, import_legacy, plan, predictions_file
 from trigger_ml.interop.qkeras_quantizers import SUPPORTED_QUANTIZERS, map_quantizer, qkeras_quantize
 
-
 # --------------------------------------------------------------------------- QKeras formulas (numpy)
 
 
 def qkeras_bits(x, bits, integer, symmetric=0, keep_negative=True, alpha=None):
     k = int(bool(keep_negative))
     m = 2.0 ** (bits - k)
-    m_i = 2.0 ** integer
+    m_i = 2.0**integer
     p = x * m / m_i
     xq = m_i * np.clip(np.round(p), k * (-m + symmetric), m - 1) / m
     return (1.0 if alpha is None else alpha) * xq
 
 
 def qkeras_relu(x, bits, integer):
-    m = 2.0 ** bits
-    m_i = 2.0 ** integer
+    m = 2.0**bits
+    m_i = 2.0**integer
     p = x * m / m_i
     return m_i * np.clip(np.round(p) / m, 0.0, 1.0 - 1.0 / m)
 
@@ -86,14 +85,14 @@ def test_mapped_hgq2_quantizer_equals_the_qkeras_formula(name, args):
     bits, integer = args["bits"], args["integer"]
     k = name == "quantized_bits" and args.get("keep_negative", True)
     step = 2.0 ** (integer - (bits - k))
-    x = dense_grid(-(2.0 ** integer), 2.0 ** integer, step)
+    x = dense_grid(-(2.0**integer), 2.0**integer, step)
     want = qkeras_eval(name, args, x.astype(np.float64))
     layer = Quantizer(quantized_bits(**m.hgq2))
     got = np.asarray(layer(x[None]))[0].astype(np.float64)
     np.testing.assert_array_equal(got, want)
     # the grid really probes ties and both saturation edges
     assert np.any(np.isclose(np.mod(x / step, 1.0), 0.5)) and want.max() < x.max() and want.min() > x.min()
-    levels = 2 ** bits - (1 if k and args.get("symmetric") else 0)
+    levels = 2**bits - (1 if k and args.get("symmetric") else 0)
     assert len(np.unique(want)) == levels  # every level of the format is hit
 
 
@@ -109,17 +108,22 @@ def test_power_of_two_alpha_on_weights_is_baked_exactly(alpha):
     from hgq.layers import Quantizer
     from qkeras.quantizers import quantized_bits
 
-    m, why = map_quantizer({"class_name": "quantized_bits", "config": {"bits": 5, "integer": 1, "alpha": alpha}},
-                           on_weights=True)
+    m, why = map_quantizer(
+        {"class_name": "quantized_bits", "config": {"bits": 5, "integer": 1, "alpha": alpha}}, on_weights=True
+    )
     assert m is not None, why
-    w = dense_grid(-2.0, 2.0, 2.0 ** -3).astype(np.float64)
+    w = dense_grid(-2.0, 2.0, 2.0**-3).astype(np.float64)
     baked = qkeras_quantize(w, m)
     np.testing.assert_array_equal(baked, qkeras_bits(w, 5, 1, alpha=alpha))
     # the hgq2 quantizer put on the layer leaves the baked weights unchanged
     again = np.asarray(Quantizer(quantized_bits(**m.hgq2))(baked.astype(np.float32)[None]))[0]
     np.testing.assert_array_equal(again.astype(np.float64), baked)
-    assert map_quantizer({"class_name": "quantized_bits", "config": {"bits": 5, "integer": 1, "alpha": alpha}},
-                         on_weights=False)[0] is None  # alpha * Q(x) on activations: no hgq2 equivalent
+    assert (
+        map_quantizer(
+            {"class_name": "quantized_bits", "config": {"bits": 5, "integer": 1, "alpha": alpha}}, on_weights=False
+        )[0]
+        is None
+    )  # alpha * Q(x) on activations: no hgq2 equivalent
 
 
 # --------------------------------------------------------------------------- Keras 2 files by hand
@@ -130,49 +134,123 @@ def _q(name, **config):
 
 
 def _layer(cls, name, inbound, **config):
-    return {"class_name": cls, "name": name, "config": {"name": name, "trainable": True, "dtype": "float32", **config},
-            "inbound_nodes": [[[inbound, 0, 0, {}]]] if inbound else []}
+    return {
+        "class_name": cls,
+        "name": name,
+        "config": {"name": name, "trainable": True, "dtype": "float32", **config},
+        "inbound_nodes": [[[inbound, 0, 0, {}]]] if inbound else [],
+    }
 
 
 def _qdense(name, inbound, units, kq, bq, activation="linear"):
-    return _layer("QDense", name, inbound, units=units, activation=activation, use_bias=True,
-                  kernel_initializer={"class_name": "QInitializer", "config": {}}, bias_initializer={"class_name": "Zeros",
-                  "config": {}}, kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                  kernel_constraint=None, bias_constraint=None, kernel_quantizer=kq, bias_quantizer=bq,
-                  kernel_range=None, bias_range=None)
+    return _layer(
+        "QDense",
+        name,
+        inbound,
+        units=units,
+        activation=activation,
+        use_bias=True,
+        kernel_initializer={"class_name": "QInitializer", "config": {}},
+        bias_initializer={"class_name": "Zeros", "config": {}},
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        kernel_quantizer=kq,
+        bias_quantizer=bq,
+        kernel_range=None,
+        bias_range=None,
+    )
 
 
-KQ1 = _q("quantized_bits", bits=6, integer=0, symmetric=0, alpha=1, keep_negative=True, use_stochastic_rounding=False,
-         qnoise_factor=1.0)
-BQ1 = _q("quantized_bits", bits=8, integer=2, symmetric=0, alpha=None, keep_negative=True,
-         use_stochastic_rounding=False, qnoise_factor=1.0)
-KQ3 = _q("quantized_bits", bits=4, integer=0, symmetric=1, alpha=0.5, keep_negative=True,
-         use_stochastic_rounding=False, qnoise_factor=1.0)
+KQ1 = _q(
+    "quantized_bits",
+    bits=6,
+    integer=0,
+    symmetric=0,
+    alpha=1,
+    keep_negative=True,
+    use_stochastic_rounding=False,
+    qnoise_factor=1.0,
+)
+BQ1 = _q(
+    "quantized_bits",
+    bits=8,
+    integer=2,
+    symmetric=0,
+    alpha=None,
+    keep_negative=True,
+    use_stochastic_rounding=False,
+    qnoise_factor=1.0,
+)
+KQ3 = _q(
+    "quantized_bits",
+    bits=4,
+    integer=0,
+    symmetric=1,
+    alpha=0.5,
+    keep_negative=True,
+    use_stochastic_rounding=False,
+    qnoise_factor=1.0,
+)
 
 
 def mlp_config() -> dict:
     """A Keras 2.x `model.to_json()` of a QKeras MLP (10 inputs on a 16-bit unsigned grid)."""
     layers = [
-        {"class_name": "InputLayer", "name": "inp", "inbound_nodes": [],
-         "config": {"batch_input_shape": [None, 10], "dtype": "float32", "sparse": False, "ragged": False, "name": "inp"}},
+        {
+            "class_name": "InputLayer",
+            "name": "inp",
+            "inbound_nodes": [],
+            "config": {
+                "batch_input_shape": [None, 10],
+                "dtype": "float32",
+                "sparse": False,
+                "ragged": False,
+                "name": "inp",
+            },
+        },
         _layer("QActivation", "q_in", "inp", activation="quantized_bits(16,0,0,keep_negative=False)"),
         _qdense("dense1", "q_in", 16, KQ1, BQ1),
-        _layer("QActivation", "relu1", "dense1", activation=_q("quantized_relu", bits=4, integer=1, use_sigmoid=0,
-                                                              negative_slope=0.0, use_stochastic_rounding=False,
-                                                              relu_upper_bound=None, qnoise_factor=1.0)),
+        _layer(
+            "QActivation",
+            "relu1",
+            "dense1",
+            activation=_q(
+                "quantized_relu",
+                bits=4,
+                integer=1,
+                use_sigmoid=0,
+                negative_slope=0.0,
+                use_stochastic_rounding=False,
+                relu_upper_bound=None,
+                qnoise_factor=1.0,
+            ),
+        ),
         _qdense("dense2", "relu1", 8, KQ1, BQ1, activation="quantized_relu(5,2)"),
         _qdense("logit", "dense2", 1, KQ3, BQ1),
     ]
-    return {"class_name": "Functional", "keras_version": "2.13.1", "backend": "tensorflow",
-            "config": {"name": "qkeras_mlp", "layers": layers, "input_layers": [["inp", 0, 0]],
-                       "output_layers": [["logit", 0, 0]]}}
+    return {
+        "class_name": "Functional",
+        "keras_version": "2.13.1",
+        "backend": "tensorflow",
+        "config": {
+            "name": "qkeras_mlp",
+            "layers": layers,
+            "input_layers": [["inp", 0, 0]],
+            "output_layers": [["logit", 0, 0]],
+        },
+    }
 
 
 def mlp_weights(seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
     rng = np.random.default_rng(seed)
     shapes = {"dense1": (10, 16), "dense2": (16, 8), "logit": (8, 1)}
-    return {n: {"kernel": rng.normal(0, 0.6, s).astype(np.float32), "bias": rng.normal(0, 0.5, s[1]).astype(np.float32)}
-            for n, s in shapes.items()}
+    return {
+        n: {"kernel": rng.normal(0, 0.6, s).astype(np.float32), "bias": rng.normal(0, 0.5, s[1]).astype(np.float32)}
+        for n, s in shapes.items()
+    }
 
 
 def write_weights(group, weights) -> None:
@@ -190,6 +268,7 @@ def write_weights(group, weights) -> None:
 
 def reference_predict(x: np.ndarray, weights) -> np.ndarray:
     """The legacy model by QKeras's formulas alone (float64)."""
+
     def dense(h, n, kq, bq):
         k = qkeras_bits(weights[n]["kernel"].astype(np.float64), **_args(kq))
         b = qkeras_bits(weights[n]["bias"].astype(np.float64), **_args(bq))
@@ -203,12 +282,17 @@ def reference_predict(x: np.ndarray, weights) -> np.ndarray:
 
 def _args(q):
     c = q["config"]
-    return {"bits": c["bits"], "integer": c["integer"], "symmetric": c["symmetric"], "keep_negative": c["keep_negative"],
-            "alpha": c["alpha"]}
+    return {
+        "bits": c["bits"],
+        "integer": c["integer"],
+        "symmetric": c["symmetric"],
+        "keep_negative": c["keep_negative"],
+        "alpha": c["alpha"],
+    }
 
 
 def grid_inputs(n: int, seed: int = 1) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 2 ** 16, (n, 10)) * 2.0 ** -16
+    return np.random.default_rng(seed).integers(0, 2**16, (n, 10)) * 2.0**-16
 
 
 def write_json_h5(d, weights, predictions: bool = True):
@@ -259,8 +343,11 @@ def test_model_without_input_quantizer_is_refused(tmp_path):
         import_legacy(src, tmp_path / "w.h5", tmp_path / "model.keras")
     # with an input quantizer given, the plan puts it in front and has nothing left to refuse
     p = plan(cfg, {n: w for n, w in mlp_weights().items()}, input_quantizer="quantized_bits(16,6)")
-    assert not p.errors and p.specs[1] == {"kind": "quantizer", "name": "input_quantizer",
-                                           "q": {"bits": 15, "integer": 6, "symmetric": False, "keep_negative": True}}
+    assert not p.errors and p.specs[1] == {
+        "kind": "quantizer",
+        "name": "input_quantizer",
+        "q": {"bits": 15, "integer": 6, "symmetric": False, "keep_negative": True},
+    }
     assert p.quantizers[0]["layer"] == "input_quantizer"
 
 
@@ -281,13 +368,24 @@ def test_import_rebuilds_the_model_and_reproduces_shipped_predictions(imported):
     import sys
 
     d, weights, info = imported
-    assert info["predictions"] == {"file": str(d / "model.predictions.npz"), "events": 2000, "mismatched": 0,
-                                   "exact": True}
+    assert info["predictions"] == {
+        "file": str(d / "model.predictions.npz"),
+        "events": 2000,
+        "mismatched": 0,
+        "exact": True,
+    }
     assert info["input_shape"] == [10] and info["format"] == "json+h5"
     assert info["input_format"] == {"signed": False, "integer": 0, "frac": 16, "round": "RND_CONV", "overflow": "SAT"}
     assert [q["original"] for q in info["quantizers"] if q["layer"] == "logit"][0].startswith("quantized_bits(4, 0")
     assert any("baked as 0.5" in q["hgq2"] for q in info["quantizers"])
-    assert [layer["name"] for layer in info["layers"]] == ["q_in", "dense1", "relu1", "dense2", "dense2_activation", "logit"]
+    assert [layer["name"] for layer in info["layers"]] == [
+        "q_in",
+        "dense1",
+        "relu1",
+        "dense2",
+        "dense2_activation",
+        "logit",
+    ]
     assert "qkeras.qlayers" not in sys.modules  # the rebuild ran in its own process
     # the saved model predicts what the QKeras formulas give, also off the shipped inputs
     from trigger_ml.train.fit import load_model
@@ -309,7 +407,7 @@ def test_full_h5_and_a_wrong_prediction_is_a_mismatch(tmp_path):
         write_weights(f.create_group("model_weights"), weights)
     x = grid_inputs(500)
     y = reference_predict(x, weights)
-    y[17, 0] += 2.0 ** -6
+    y[17, 0] += 2.0**-6
     np.savez(predictions_file(src), x=x, y=y)
     out = tmp_path / "run" / "model.keras"
     with pytest.raises(MismatchError, match="1/500 events; first event 17"):
@@ -349,21 +447,36 @@ def test_imported_mlp_goes_through_import_compile_and_verify_on_the_command_line
     assert cli("import", str(d / "model.json"), "--weights", str(d / "weights.h5"), "--out", str(run)) == 0
     assert cli("compile", str(run), "--out", str(fw)) == 0
     m = manifest.read(fw)
-    assert m["rtl"]["written"] is False and "RND_CONV" in m["rtl"]["reason"]  # da4ml 0.5: no round-half-to-even
+    assert m["rtl"]["written"] is True  # QKeras's round half to even as exact tie detection in da4ml's graph
     assert m["interface"]["inputs"][0]["precision"].startswith("ufixed<16,0")
     assert cli("verify", str(fw), "--fuzz", "2000", "--junit", str(tmp_path / "v.xml")) == 0
     xml = (tmp_path / "v.xml").read_text()
-    assert 'failures="0"' in xml and "csim" in xml
+    assert 'failures="0"' in xml and "keras == csim" in xml and "keras == rtl" in xml
 
 
 def conv_config() -> dict:
     """A Keras 2.x Sequential: QActivation input grid, QConv2D with a quantized relu, Flatten, QDense."""
-    conv = _layer("QConv2D", "conv", None, filters=2, kernel_size=[3, 3], strides=[1, 1], padding="valid",
-                  data_format="channels_last", dilation_rate=[1, 1], groups=1, activation="quantized_relu(4,2)",
-                  use_bias=True, kernel_quantizer=KQ1, bias_quantizer=BQ1)
+    conv = _layer(
+        "QConv2D",
+        "conv",
+        None,
+        filters=2,
+        kernel_size=[3, 3],
+        strides=[1, 1],
+        padding="valid",
+        data_format="channels_last",
+        dilation_rate=[1, 1],
+        groups=1,
+        activation="quantized_relu(4,2)",
+        use_bias=True,
+        kernel_quantizer=KQ1,
+        bias_quantizer=BQ1,
+    )
     layers = [
-        {"class_name": "InputLayer", "config": {"batch_input_shape": [None, 9, 9, 1], "dtype": "float32",
-                                                "name": "image"}},
+        {
+            "class_name": "InputLayer",
+            "config": {"batch_input_shape": [None, 9, 9, 1], "dtype": "float32", "name": "image"},
+        },
         _layer("QActivation", "q_in", None, activation="quantized_bits(10,4,0,keep_negative=False)"),
         conv,
         _layer("Flatten", "flat", None, data_format="channels_last"),
@@ -392,9 +505,13 @@ def test_sequential_qconv2d_model_is_rebuilt_compiled_and_verified_exact(small_d
     from trigger_ml.verify.run import verify_firmware
 
     rng = np.random.default_rng(5)
-    w = {"conv": {"kernel": rng.normal(0, 0.6, (3, 3, 1, 2)).astype(np.float32),
-                  "bias": rng.normal(0, 0.5, 2).astype(np.float32)},
-         "out": {"kernel": rng.normal(0, 0.3, (98, 1)).astype(np.float32), "bias": np.array([0.3], np.float32)}}
+    w = {
+        "conv": {
+            "kernel": rng.normal(0, 0.6, (3, 3, 1, 2)).astype(np.float32),
+            "bias": rng.normal(0, 0.5, 2).astype(np.float32),
+        },
+        "out": {"kernel": rng.normal(0, 0.3, (98, 1)).astype(np.float32), "bias": np.array([0.3], np.float32)},
+    }
     src = tmp_path / "model.json"
     src.write_text(json.dumps(conv_config()))
     with h5py.File(tmp_path / "w.h5", "w") as f:
@@ -404,7 +521,7 @@ def test_sequential_qconv2d_model_is_rebuilt_compiled_and_verified_exact(small_d
             g.attrs["weight_names"] = [f"{n}/{k}:0".encode() for k in w.get(n, {})]
             for k, arr in w.get(n, {}).items():
                 g.create_dataset(f"{n}/{k}:0", data=arr)
-    x = rng.integers(0, 2 ** 10, (400, 9, 9, 1)) * 2.0 ** -6
+    x = rng.integers(0, 2**10, (400, 9, 9, 1)) * 2.0**-6
     y = conv_reference(x, w)
     assert len(np.unique(y)) > 100
     np.savez(predictions_file(src), x=x, y=y)
@@ -415,5 +532,5 @@ def test_sequential_qconv2d_model_is_rebuilt_compiled_and_verified_exact(small_d
     write_card(run, "eg_cnn", "qkeras_cnn")
     res = compile_run(run, tmp_path / "fw", Options(strategy="latency"))
     assert res.manifest["interface"]["inputs"][0]["precision"].startswith("ufixed<10,4")
-    out = verify_firmware(res.out, small_data, n_fuzz=500, rtl=False, check_fidelity=False, check_budget=False)
+    out = verify_firmware(res.out, small_data, n_fuzz=500, rtl=False, check_fidelity=False)
     assert out.exit_code == 0 and all(r.ok for r in out.exact) and len(out.exact) == 2, [r.first for r in out.exact]

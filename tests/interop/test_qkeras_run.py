@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import types
 
 import numpy as np
@@ -15,41 +14,49 @@ from trigger_ml.errors import UnsupportedError
 
 def _fake_reader(calls: list, fail: bool = False):
     def import_legacy(src, weights, out_model):
-        from trigger_ml.interop.graph import Dense, Fmt, Graph, Quant
+        from trigger_ml.fixed import Fixed
+        from trigger_ml.interop.graph import Dense, Graph, Quant
         from trigger_ml.interop.lower import build_keras, lower
 
         calls.append((src, weights))
         if fail:
             raise UnsupportedError("QConv1D, quantized_po2 not supported")
-        g = Graph("x", "y", 3, [Quant(Fmt(1, 2, 3)), Dense(np.array([[0.5], [-1.0], [0.25]]), np.array([0.125]))])
+        g = Graph("x", "y", 3, [Quant(Fixed(True, 2, 3)), Dense(np.array([[0.5], [-1.0], [0.25]]), np.array([0.125]))])
         build_keras(lower(g), 3, "legacy").save(out_model)
-        return {"input_shape": [None, 3], "input_format": {"signed": True, "integer": 2, "frac": 3},
-                "layers": [{"type": "QDense", "name": "dense", "units": 1}], "predictions": {"checked": False}}
+        return {
+            "input_shape": [None, 3],
+            "input_format": {"signed": True, "integer": 2, "frac": 3},
+            "layers": [{"type": "QDense", "name": "dense", "units": 1}],
+            "predictions": {"checked": False},
+        }
 
     return types.SimpleNamespace(import_legacy=import_legacy)
 
 
 def test_json_and_weights_become_a_run_that_compile_reads(tmp_path, monkeypatch):
-    from trigger_ml.compile.driver import input_grid, read_run
+    from trigger_ml.compile.driver import read_run
     from trigger_ml.interop import import_model
+    from trigger_ml.train.models import input_grid
 
     calls: list = []
-    monkeypatch.setitem(sys.modules, "trigger_ml.interop.qkeras_legacy", _fake_reader(calls))
+    from trigger_ml.interop import qkeras_run
+
+    monkeypatch.setattr(qkeras_run, "import_legacy", _fake_reader(calls).import_legacy)
     (tmp_path / "m.json").write_text("{}")
     (tmp_path / "m.h5").write_bytes(b"h5")
     summary = import_model(tmp_path / "m.json", tmp_path / "run", weights=tmp_path / "m.h5")
     assert calls == [(tmp_path / "m.json", tmp_path / "m.h5")] and summary["kind"] == "qkeras"
     card, meta, model_file = read_run(tmp_path / "run")
     assert card.task == "imported" and model_file.exists()
-    assert input_grid(card, meta) == [{"inputs": 3, "integer": 2, "frac": 3, "signed": 1}]
+    assert input_grid(card, meta).to_json() == [{"inputs": 3, "format": "fixed<6,3>"}]
     assert sorted(p.name for p in (tmp_path / "run" / "foreign").iterdir()) == ["m.h5", "m.json", "qkeras_import.json"]
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["import"]["reference"] == "keras"
 
 
 def test_reader_errors_leave_no_run_dir(tmp_path, monkeypatch):
-    from trigger_ml.interop import import_model
+    from trigger_ml.interop import import_model, qkeras_run
 
-    monkeypatch.setitem(sys.modules, "trigger_ml.interop.qkeras_legacy", _fake_reader([], fail=True))
+    monkeypatch.setattr(qkeras_run, "import_legacy", _fake_reader([], fail=True).import_legacy)
     (tmp_path / "m.h5").write_bytes(b"h5")
     with pytest.raises(UnsupportedError, match="QConv1D"):
         import_model(tmp_path / "m.h5", tmp_path / "run")
@@ -58,12 +65,12 @@ def test_reader_errors_leave_no_run_dir(tmp_path, monkeypatch):
 
 def test_weights_with_an_onnx_file_is_refused(tmp_path):
     pytest.importorskip("onnx")
+    import onnx
+
     from trigger_ml.errors import SchemaError
     from trigger_ml.interop import import_model
 
     from . import models as M
-
-    import onnx
 
     onnx.save(M.float_mlp(), tmp_path / "f.onnx")
     (tmp_path / "w.h5").write_bytes(b"")

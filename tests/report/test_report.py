@@ -64,7 +64,7 @@ def test_pruning_more_weights_of_eg_mlp_lowers_its_lut_count(trained, tmp_path):
             q = np.asarray(layer.qkernel).ravel()
             nz = np.flatnonzero(q)
             drop = nz[np.argsort(np.abs(k.ravel()[nz]), kind="stable")[: len(nz) // 2]]  # by rank: few-bit
-            pruned = k.ravel().copy()                                                     # weights tie a lot
+            pruned = k.ravel().copy()  # weights tie a lot
             pruned[drop] = 0.0
             layer.kernel.assign(pruned.reshape(k.shape))
     model.save(pruned_run / "model.keras")
@@ -116,8 +116,9 @@ def _fake_vendor_reports(hls: Path) -> None:
     (hls / "project.tcl").write_text('set project_name "myproject"\nset backend "vitis"\n')
     prj = hls / "myproject_prj"
     (prj / "solution1" / "syn" / "report").mkdir(parents=True)
-    (prj / "hls.app").write_text('<AutoPilot:project xmlns:AutoPilot="x"><solutions><solution name="solution1"/>'
-                                 "</solutions></AutoPilot:project>")
+    (prj / "hls.app").write_text(
+        '<AutoPilot:project xmlns:AutoPilot="x"><solutions><solution name="solution1"/></solutions></AutoPilot:project>'
+    )
     (prj / "solution1" / "syn" / "report" / "myproject_csynth.xml").write_text(CSYNTH)
     (hls / "vivado_synth.rpt").write_text(VIVADO)
 
@@ -130,7 +131,9 @@ def test_vendor_reports_are_parsed_and_take_precedence(compiled, tmp_path):
     _fake_vendor_reports(fw / "hls")
     v = figures.vendor(fw, 5.0)
     assert v["latency_cycles"].value == 5 and v["latency_ns"].value == 25 and v["ii"].value == 1
-    assert v["lut"].value == 4321 and v["ff"].value == 987 and v["dsp"].value == 2  # Vivado synthesis beats the HLS estimate
+    assert (
+        v["lut"].value == 4321 and v["ff"].value == 987 and v["dsp"].value == 2
+    )  # Vivado synthesis beats the HLS estimate
     assert v["lut"].source == "vendor report (Vivado synthesis)"
     best = figures.best(fw, 5.0)
     assert best["lut"].source.startswith("vendor") and best["latency_cycles"].source.startswith("vendor")

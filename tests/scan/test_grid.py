@@ -24,8 +24,12 @@ def test_point_ids_depend_on_values_and_salt_and_duplicates_go():
 
 def test_short_keys_and_value_aliases_map_onto_card_fields():
     p = Point((("bits", 4), ("sparsity", 0.5), ("strategy", "da"), ("training.batch_size", 128)), "id")
-    assert p.overrides() == {"quantization": {"weight_bits": 4}, "pruning": {"default": 0.5},
-                             "firmware": {"strategy": "distributed_arithmetic"}, "training": {"batch_size": 128}}
+    assert p.overrides() == {
+        "quantization": {"weight_bits": 4},
+        "pruning": {"default": 0.5},
+        "firmware": {"strategy": "distributed_arithmetic"},
+        "training": {"batch_size": 128},
+    }
 
 
 @pytest.mark.parametrize("spec", ["bits", "bits=", "=4", "colour=red,blue", "a.b.c=1"])
@@ -44,11 +48,11 @@ def test_a_key_given_twice_and_an_empty_scan_are_errors():
 
 
 def test_a_points_card_is_validated_like_a_card_file():
+    import yaml
+
     from trigger_ml.scan.point import point_card
 
     from ..conftest import ROOT
-
-    import yaml
 
     card = yaml.safe_load((ROOT / "models" / "eg_mlp.yaml").read_text())
     job = {"id": "x", "params": [["bits", 5], ["strategy", "da"]], "card": card, "card_name": "eg_mlp.yaml"}
@@ -66,8 +70,14 @@ def _row(phys, lut, exact="10/10", status="ok"):
 
 
 def test_pareto_front_keeps_the_undominated_exact_points():
-    rows = [_row(0.80, 1000), _row(0.85, 2000), _row(0.84, 2500), _row(0.90, 1500, exact="9/10"),
-            _row(0.95, 900, status="failed"), _row(0.85, 2000)]
+    rows = [
+        _row(0.80, 1000),
+        _row(0.85, 2000),
+        _row(0.84, 2500),
+        _row(0.90, 1500, exact="9/10"),
+        _row(0.95, 900, status="failed"),
+        _row(0.85, 2000),
+    ]
     # 0.84@2500 is beaten by 0.85@2000; the mismatching and the failed point are not designs;
     # two identical points are both optimal (neither beats the other strictly)
     assert pareto_front(rows) == [0, 1, 5]

@@ -16,8 +16,19 @@ from trigger_ml.cli import main
 from ..conftest import ROOT
 
 pytestmark = pytest.mark.slow
-TINY = ["--grid", "epochs=1", "--grid", "training.batch_size=512", "--events", "3000", "--verify-events", "300",
-        "--fuzz", "20", "--no-synth"]
+TINY = [
+    "--grid",
+    "epochs=1",
+    "--grid",
+    "training.batch_size=512",
+    "--events",
+    "3000",
+    "--verify-events",
+    "300",
+    "--fuzz",
+    "20",
+    "--no-synth",
+]
 
 
 def _scan(*args: str) -> int:
@@ -32,8 +43,19 @@ def _scan(*args: str) -> int:
 def local_scan(tmp_path_factory):
     out = tmp_path_factory.mktemp("scan") / "eg_mlp"
     t = time.perf_counter()
-    code = _scan("--grid", "bits=3,4", "--grid", "strategy=latency,da", "--point", "bits=3,strategy=bogus",
-                 "--workers", "2", "--out", str(out), *TINY)
+    code = _scan(
+        "--grid",
+        "bits=3,4",
+        "--grid",
+        "strategy=latency,da",
+        "--point",
+        "bits=3,strategy=bogus",
+        "--workers",
+        "2",
+        "--out",
+        str(out),
+        *TINY,
+    )
     return out, code, time.perf_counter() - t
 
 
@@ -43,11 +65,15 @@ def _rows(out: Path) -> list[dict]:
 
 def test_local_cluster_runs_the_grid_and_records_the_killed_point(local_scan):
     out, code, _ = local_scan
-    assert code == 1  # a point failed: the scan says so, after finishing the others
+    assert code == 4  # a point failed: the scan says so (its own exit code), after finishing the others
     rows = _rows(out)
     assert [" ".join(r["params"].split()[:2]) for r in rows] == [
-        "bits=3 strategy=latency", "bits=3 strategy=da", "bits=4 strategy=latency", "bits=4 strategy=da",
-        "bits=3 strategy=bogus"]
+        "bits=3 strategy=latency",
+        "bits=3 strategy=da",
+        "bits=4 strategy=latency",
+        "bits=4 strategy=da",
+        "bits=3 strategy=bogus",
+    ]
     ok, bad = rows[:4], rows[4]
     for r in ok:
         assert r["status"] == "ok", r["error"]
@@ -69,9 +95,20 @@ def test_a_rerun_skips_the_finished_points(local_scan):
     out, _, first_s = local_scan
     before = {p.name: (p / "result.json").stat().st_mtime_ns for p in (out / "points").iterdir()}
     t = time.perf_counter()
-    code = _scan("--grid", "bits=3,4", "--grid", "strategy=latency,da", "--point", "bits=3,strategy=bogus",
-                 "--workers", "2", "--out", str(out), *TINY)
-    assert code == 1
+    code = _scan(
+        "--grid",
+        "bits=3,4",
+        "--grid",
+        "strategy=latency,da",
+        "--point",
+        "bits=3,strategy=bogus",
+        "--workers",
+        "2",
+        "--out",
+        str(out),
+        *TINY,
+    )
+    assert code == 4
     after = {p.name: (p / "result.json").stat().st_mtime_ns for p in (out / "points").iterdir()}
     rows = {r["id"]: r for r in _rows(out)}
     for pid, r in rows.items():
@@ -93,17 +130,48 @@ def loopback_cluster(tmp_path):
     """`dask scheduler` and one `dask worker`, as separate processes on 127.0.0.1."""
     sched_file = tmp_path / "scheduler.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    procs = [subprocess.Popen([_dask_cli(), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                               "--scheduler-file", str(sched_file)], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)]
+    procs = [
+        subprocess.Popen(
+            [
+                _dask_cli(),
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(sched_file),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
     try:
         deadline = time.monotonic() + 60
         while not sched_file.exists() and time.monotonic() < deadline:
             time.sleep(0.2)
         address = json.loads(sched_file.read_text())["address"]
-        procs.append(subprocess.Popen([_dask_cli(), "worker", address, "--nthreads", "1", "--nworkers", "1",
-                                       "--no-dashboard", "--local-directory", str(tmp_path / "worker")],
-                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(
+            subprocess.Popen(
+                [
+                    _dask_cli(),
+                    "worker",
+                    address,
+                    "--nthreads",
+                    "1",
+                    "--nworkers",
+                    "1",
+                    "--no-dashboard",
+                    "--local-directory",
+                    str(tmp_path / "worker"),
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
         yield address
     finally:
         for p in reversed(procs):

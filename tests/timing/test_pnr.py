@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from trigger_ml.timing.families import ECP5
+from trigger_ml.fpga import ECP5
 
 pytestmark = pytest.mark.slow
 

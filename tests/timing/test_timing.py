@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from trigger_ml.timing.families import XCUP, family_of
+from trigger_ml.fpga import XCUP, delays_of, family_of
 from trigger_ml.timing.netlist import longest_path
 
 KNOWN = """
@@ -32,12 +32,15 @@ endmodule
 @pytest.fixture(scope="module")
 def known_netlists(tmp_path_factory):
     """yosys (synth_xilinx -family xcup) netlists of the two known designs, in one run."""
-    from trigger_ml.report.yosys import yosys_command
+    from trigger_ml.tools import yosys as yosys_command
 
     work = tmp_path_factory.mktemp("known")
     (work / "known.v").write_text(KNOWN)
-    script = "".join(f"design -reset\nread_verilog known.v\nsynth_xilinx -family xcup -top {t} -flatten -noiopad\n"
-                     f"write_json {t}.json\n" for t in ("lutchain", "adder"))
+    script = "".join(
+        f"design -reset\nread_verilog known.v\nsynth_xilinx -family xcup -top {t} -flatten -noiopad\n"
+        f"write_json {t}.json\n"
+        for t in ("lutchain", "adder")
+    )
     (work / "run.ys").write_text(script)
     subprocess.run([*yosys_command(), "-q", "-s", "run.ys"], cwd=work, check=True, capture_output=True)
     return {t: json.loads((work / f"{t}.json").read_text()) for t in ("lutchain", "adder")}
@@ -65,17 +68,25 @@ def test_ripple_adder_depth_and_delay(known_netlists):
     assert (p.lut_levels, p.carry_bits, p.net_hops) == (1, 32, 2)
     assert p.end == "y[31]"
     # S[0] -> CO[3]: entry + 3 bits; 6 cells CI -> CO[3]: 24 bits; last CI -> O[3]: exit + 3 bits
-    want = (XCUP.t_clk_q + XCUP.t_net + XCUP.t_lut + XCUP.t_carry_entry + XCUP.t_carry_bit * (3 + 24 + 3)
-            + XCUP.t_carry_exit + XCUP.t_net + XCUP.t_setup)
+    want = (
+        XCUP.t_clk_q
+        + XCUP.t_net
+        + XCUP.t_lut
+        + XCUP.t_carry_entry
+        + XCUP.t_carry_bit * (3 + 24 + 3)
+        + XCUP.t_carry_exit
+        + XCUP.t_net
+        + XCUP.t_setup
+    )
     assert p.ns == pytest.approx(want, abs=1e-9)
 
 
-def test_family_of_the_reference_part_and_an_unknown_one():
+def test_delay_figures_of_the_reference_part_and_of_a_family_without_any():
     from trigger_ml.errors import UnsupportedError
 
-    assert family_of("xcvu13p-flga2577-2-e") is XCUP
-    with pytest.raises(UnsupportedError, match="no delay figures"):
-        family_of("xc7a35t-cpg236-1")
+    assert delays_of("xcvu13p-flga2577-2-e") is XCUP and family_of("xcvu13p-flga2577-2-e").delays is XCUP
+    with pytest.raises(UnsupportedError, match="no delay figures for AMD/Xilinx 7 series"):
+        delays_of("xc7a35t-cpg236-1")
 
 
 def test_stage_budget_at_200_mhz():
@@ -114,14 +125,19 @@ VIVADO_SUMMARY = """------------------------------------------------------------
 def test_vivado_post_route_timing_takes_precedence(tmp_path):
     """A Vivado timing summary of the RTL (WNS -0.412 ns at 5 ns: 5.412 ns critical path) wins
     over the model's estimate (4.0 + 0.1 ns), which stays beside it with its error 4.1 / 5.412."""
-    from trigger_ml.timing.estimate import VIVADO_TIMING, estimate
+    from trigger_ml.layout import FirmwareDir
+    from trigger_ml.timing.estimate import estimate
 
-    rpt = tmp_path / VIVADO_TIMING
+    rpt = FirmwareDir(tmp_path).vivado_timing
     rpt.parent.mkdir(parents=True)
     rpt.write_text(VIVADO_SUMMARY)
-    syn = {"timing_model": XCUP.to_dict(), "stages": [
-        {"module": "model_stage0", "timing": {"delay_ns": 4.0, "lut_levels": 5, "carry_bits": 9, "net_hops": 6}},
-        {"module": "model_stage1", "timing": {"delay_ns": 2.0, "lut_levels": 2, "carry_bits": 9, "net_hops": 3}}]}
+    syn = {
+        "timing_model": XCUP.to_dict(),
+        "stages": [
+            {"module": "model_stage0", "timing": {"delay_ns": 4.0, "lut_levels": 5, "carry_bits": 9, "net_hops": 6}},
+            {"module": "model_stage1", "timing": {"delay_ns": 2.0, "lut_levels": 2, "carry_bits": 9, "net_hops": 3}},
+        ],
+    }
     model_only = estimate(syn, 5.0, 0.1, 2)
     assert model_only["met"] and model_only["worst_stage"] == "model_stage0" and model_only["latency_ns"] == 10.0
     tm = estimate(syn, 5.0, 0.1, 2, tmp_path)

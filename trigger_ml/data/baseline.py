@@ -52,6 +52,4 @@ def working_point(decision: np.ndarray, is_signal: np.ndarray, is_background: np
     ns, nb = int(is_signal.sum()), int(is_background.sum())
     if ns == 0 or nb == 0:
         raise ValueError("a working point needs both signal (eg) and background (pu) windows")
-    return WorkingPoint(
-        float(decision[is_signal].mean()), float(decision[is_background].mean()), ns, nb
-    )
+    return WorkingPoint(float(decision[is_signal].mean()), float(decision[is_background].mean()), ns, nb)

@@ -9,7 +9,7 @@ import numpy as np
 
 from trigger_ml import __version__
 from trigger_ml.data.features import FEATURE_NAMES, FEATURES, compute_features
-from trigger_ml.data.simulate import SIGNAL_CLASS, BACKGROUND_CLASS, Windows
+from trigger_ml.data.simulate import BACKGROUND_CLASS, SIGNAL_CLASS, Windows
 from trigger_ml.errors import SchemaError
 
 

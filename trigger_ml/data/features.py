@@ -26,55 +26,31 @@ A ratio with a zero denominator is 0.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from trigger_ml.fixed import Fixed
 
-@dataclass(frozen=True)
-class FixedFormat:
-    """Unsigned fixed point: `width` bits of which `integer` are above the binary point."""
-
-    width: int
-    integer: int
-
-    @property
-    def frac(self) -> int:
-        return self.width - self.integer
-
-    @property
-    def max_code(self) -> int:
-        return (1 << self.width) - 1
-
-    @property
-    def max_value(self) -> float:
-        return self.max_code / (1 << self.frac)
-
-    def __str__(self) -> str:
-        return f"ufixed<{self.width},{self.integer}>"
-
-
-FEATURES: dict[str, FixedFormat] = {
-    "et_3x5": FixedFormat(16, 12),
-    "r33_55": FixedFormat(9, 1),
-    "r25_55": FixedFormat(9, 1),
-    "r15_55": FixedFormat(9, 1),
-    "sigma_ieta": FixedFormat(8, 2),
-    "sigma_iphi": FixedFormat(8, 2),
-    "seed_frac": FixedFormat(9, 1),
-    "second_frac": FixedFormat(9, 1),
-    "iso": FixedFormat(10, 4),
-    "n_xtal": FixedFormat(5, 5),
+FEATURES: dict[str, Fixed] = {
+    "et_3x5": Fixed.parse("ufixed<16,12>"),
+    "r33_55": Fixed.parse("ufixed<9,1>"),
+    "r25_55": Fixed.parse("ufixed<9,1>"),
+    "r15_55": Fixed.parse("ufixed<9,1>"),
+    "sigma_ieta": Fixed.parse("ufixed<8,2>"),
+    "sigma_iphi": Fixed.parse("ufixed<8,2>"),
+    "seed_frac": Fixed.parse("ufixed<9,1>"),
+    "second_frac": Fixed.parse("ufixed<9,1>"),
+    "iso": Fixed.parse("ufixed<10,4>"),
+    "n_xtal": Fixed.parse("ufixed<5,5>"),
 }
 FEATURE_NAMES: tuple[str, ...] = tuple(FEATURES)
 N_XTAL_MIN_COUNTS = 2
 
 
-def _ratio_code(num: np.ndarray, den: np.ndarray, fmt: FixedFormat) -> np.ndarray:
+def _ratio_code(num: np.ndarray, den: np.ndarray, fmt: Fixed) -> np.ndarray:
     """floor(num / den * 2^F), saturated; 0 where den == 0."""
     safe = np.where(den > 0, den, 1)
     code = (num << fmt.frac) // safe
-    return np.where(den > 0, np.minimum(code, fmt.max_code), 0)
+    return np.where(den > 0, np.minimum(code, fmt.max_raw), 0)
 
 
 def _isqrt(v: np.ndarray) -> np.ndarray:
@@ -84,7 +60,7 @@ def _isqrt(v: np.ndarray) -> np.ndarray:
     return np.where((r + 1) * (r + 1) <= v, r + 1, r)
 
 
-def _sigma_code(e: np.ndarray, axis: int, fmt: FixedFormat) -> np.ndarray:
+def _sigma_code(e: np.ndarray, axis: int, fmt: Fixed) -> np.ndarray:
     """Energy-weighted RMS along `axis` of 5x5 integer patches, as a code of `fmt`."""
     i = np.arange(-2, 3, dtype=np.int64)
     proj = e.sum(axis=2 if axis == 0 else 1)  # (n, 5) along the chosen axis
@@ -95,7 +71,7 @@ def _sigma_code(e: np.ndarray, axis: int, fmt: FixedFormat) -> np.ndarray:
     den = s0 * s0
     safe = np.where(den > 0, den, 1)
     code = _isqrt((num << (2 * fmt.frac)) // safe)
-    return np.where(den > 0, np.minimum(code, fmt.max_code), 0)
+    return np.where(den > 0, np.minimum(code, fmt.max_raw), 0)
 
 
 def feature_codes(images: np.ndarray, lsb_gev: float) -> np.ndarray:
@@ -117,7 +93,7 @@ def feature_codes(images: np.ndarray, lsb_gev: float) -> np.ndarray:
     f = FEATURES
     out = np.empty((n, len(f)), dtype=np.int64)
     et_scale = lsb_gev * (1 << f["et_3x5"].frac)
-    out[:, 0] = np.minimum(np.floor(s35 * et_scale).astype(np.int64), f["et_3x5"].max_code)
+    out[:, 0] = np.minimum(np.floor(s35 * et_scale).astype(np.int64), f["et_3x5"].max_raw)
     out[:, 1] = _ratio_code(s33, s55, f["r33_55"])
     out[:, 2] = _ratio_code(s25, s55, f["r25_55"])
     out[:, 3] = _ratio_code(s15, s55, f["r15_55"])
@@ -132,7 +108,7 @@ def feature_codes(images: np.ndarray, lsb_gev: float) -> np.ndarray:
 
 def codes_to_values(codes: np.ndarray) -> np.ndarray:
     """Feature codes to their real values (exact in float32: every format is <= 16 bits)."""
-    scale = np.array([2.0 ** -fmt.frac for fmt in FEATURES.values()], dtype=np.float32)
+    scale = np.array([2.0**-fmt.frac for fmt in FEATURES.values()], dtype=np.float32)
     return codes.astype(np.float32) * scale
 
 

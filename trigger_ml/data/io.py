@@ -20,6 +20,7 @@ ROOT: a `RootSchema` maps our fields to branch names of one TTree (see `RootSche
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ import h5py
 import numpy as np
 
 from trigger_ml.atomic import atomic_file
+from trigger_ml.config import load_yaml
 from trigger_ml.data.dataset import Dataset, validate
 from trigger_ml.data.features import FEATURE_NAMES, FEATURES, compute_features
 from trigger_ml.errors import SchemaError
@@ -45,7 +47,7 @@ def write_h5(ds: Dataset, path: str | Path) -> Path:
     path = Path(path)
     opts: dict[str, Any] = {"track_times": False, "compression": "gzip", "compression_opts": 4}
     with atomic_file(path) as tmp:
-        with h5py.File(tmp, "w", track_order=True) as f:
+        with h5py.File(_create_untimed(tmp), track_order=True) as f:
             f.attrs["format"] = FORMAT
             f.attrs["format_version"] = FORMAT_VERSION
             f.attrs["trigger_ml_version"] = str(ds.meta.get("trigger_ml_version", ""))
@@ -64,6 +66,69 @@ def write_h5(ds: Dataset, path: str | Path) -> Path:
     return path
 
 
+def _create_untimed(path: Path):
+    """A new HDF5 file whose objects, the root group included, carry no creation times (h5py's
+    `track_times` covers datasets only): the same data then gives the same bytes."""
+    fcpl = h5py.h5p.create(h5py.h5p.FILE_CREATE)
+    fcpl.set_obj_track_times(False)
+    fcpl.set_link_creation_order(h5py.h5p.CRT_ORDER_TRACKED | h5py.h5p.CRT_ORDER_INDEXED)
+    fcpl.set_attr_creation_order(h5py.h5p.CRT_ORDER_TRACKED | h5py.h5p.CRT_ORDER_INDEXED)
+    return h5py.h5f.create(str(path).encode(), h5py.h5f.ACC_TRUNC, fcpl=fcpl)
+
+
+# metadata a file may carry: type and allowed range (a bad value is one error naming it)
+META_RULES: dict[str, tuple[type, float, float]] = {
+    "seed": (int, 0, 2**63 - 1),
+    "pu": (float, 0, 1e4),
+    "lsb_gev": (float, 1e-6, 1e3),
+    "noise_gev": (float, 0, 1e3),
+    "bits": (int, 1, 16),
+    "window": (int, 5, 99),
+}
+MEMORY_FRACTION = 0.5  # a data set may take at most this share of the available memory once read
+
+
+def check_meta(meta: dict[str, Any], source: str) -> dict[str, Any]:
+    """The file's metadata, each known key of the right type and in range."""
+    out = dict(meta)
+    for key, (tp, lo, hi) in META_RULES.items():
+        if key not in meta:
+            continue
+        v = meta[key]
+        if isinstance(v, bytes):
+            v = v.decode(errors="replace")
+        try:
+            if isinstance(v, bool) or (tp is int and float(v) != int(float(v))):
+                raise ValueError
+            v = tp(v) if tp is float else int(float(v))
+        except (TypeError, ValueError):
+            raise SchemaError(
+                f"{source}: metadata {key!r} is {meta[key]!r}, not {'an integer' if tp is int else 'a number'}",
+                f"allowed: {tp.__name__} in [{lo:g}, {hi:g}]",
+            ) from None
+        if not lo <= v <= hi or v != v:
+            raise SchemaError(f"{source}: metadata {key!r} is {v!r}: out of range", f"allowed: [{lo:g}, {hi:g}]")
+        out[key] = v
+    if "window" in out and out["window"] % 2 == 0:
+        raise SchemaError(f"{source}: metadata 'window' is {out['window']}: not odd", "the seed crystal is the centre")
+    return out
+
+
+def check_size(n_events: int, per_event_bytes: int, source: str) -> None:
+    """Refuse, before allocating, a data set that would not fit in memory."""
+    need = n_events * per_event_bytes
+    try:
+        avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return
+    if need > MEMORY_FRACTION * avail:
+        raise SchemaError(
+            f"{source}: {n_events:,} windows need about {need / 2**30:.1f} GiB once read, more than "
+            f"{MEMORY_FRACTION:.0%} of the {avail / 2**30:.1f} GiB available",
+            "use a smaller file (or a subset of it)",
+        )
+
+
 def _need(f: h5py.File, name: str, path: Path) -> np.ndarray:
     if name not in f:
         raise SchemaError(
@@ -78,7 +143,7 @@ def read_h5(path: str | Path) -> Dataset:
     try:
         f = h5py.File(path, "r")
     except FileNotFoundError:
-        raise SchemaError(f"{path}: no such file", "check the path or run `trigger-ml data simulate`")
+        raise SchemaError(f"{path}: no such file", "check the path or run `trigger-ml data simulate`") from None
     except OSError as exc:
         raise SchemaError(f"{path}: not a readable HDF5 file ({exc})", "re-create the file") from exc
     with f:
@@ -86,6 +151,13 @@ def read_h5(path: str | Path) -> Dataset:
             raise SchemaError(
                 f"{path}: attribute 'format' is {f.attrs.get('format')!r}, expected {FORMAT!r}",
                 "write the file with trigger_ml.data.io.write_h5, or read NPZ/ROOT with a schema",
+            )
+        if "images" in f and "labels" in f:
+            shape = f["images"].shape
+            check_size(
+                int(f["labels"].shape[0]) if f["labels"].shape else 0,
+                int(np.prod(shape[1:], dtype=np.int64)) * 10 + 64,
+                str(path),
             )
         images = _need(f, "images", path)
         labels = _need(f, "labels", path)
@@ -102,11 +174,15 @@ def read_h5(path: str | Path) -> Dataset:
         n = len(labels)
         pt = f["pt"][()] if "pt" in f else np.full(n, np.nan, np.float32)
         impact = f["impact"][()] if "impact" in f else np.full((n, 2), np.nan, np.float32)
-        meta: dict[str, Any] = {k: f.attrs[k].item() for k in _META_SCALARS if k in f.attrs}
+        meta: dict[str, Any] = check_meta({k: _scalar(f.attrs[k]) for k in _META_SCALARS if k in f.attrs}, str(path))
         meta.update(format=FORMAT, format_version=int(f.attrs["format_version"]))
         meta["trigger_ml_version"] = str(f.attrs.get("trigger_ml_version", ""))
         meta["sim_config"] = json.loads(f.attrs.get("sim_config", "{}"))
     return validate(Dataset(images, features, labels, class_names, pt, impact, meta), str(path))
+
+
+def _scalar(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") and getattr(v, "size", 1) == 1 else v
 
 
 # --------------------------------------------------------------------------- NPZ, ROOT
@@ -128,7 +204,9 @@ def _assemble(fields: dict[str, np.ndarray], class_names: Any, lsb_gev: Any, sou
             raise SchemaError(f"{source}: field 'images' has {images.shape[1]} crystals, not a square")
         images = images.reshape(n, side, side)
     labels = np.asarray(fields["labels"])
-    meta = {"lsb_gev": float(lsb_gev), "source": source}
+    if n == 0:
+        raise SchemaError(f"{source}: no windows (field 'images' is empty)", "give a file with at least one window")
+    meta = {**check_meta({"lsb_gev": lsb_gev}, source), "source": source}
     probe = Dataset(
         images,
         np.zeros((n, len(FEATURES)), np.float32),
@@ -155,13 +233,27 @@ def read_npz(path: str | Path) -> Dataset:
     path = Path(path)
     try:
         z = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+    except FileNotFoundError:
+        raise SchemaError(f"{path}: no such file", "check the path") from None
+    except (OSError, ValueError, EOFError) as exc:
         raise SchemaError(f"{path}: not a readable NPZ file ({exc})") from exc
+    if not hasattr(z, "files"):
+        raise SchemaError(f"{path}: a single array, not an NPZ archive of named fields", "see trigger_ml.data.io")
     with z:
-        fields = {k: z[k] for k in z.files}
+        if "images" in z.files and "labels" in z.files:
+            check_size(len(z["labels"]), 10 * int(np.prod(z["images"].shape[1:], dtype=np.int64)) + 64, str(path))
+        try:
+            fields = {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError) as exc:
+            raise SchemaError(f"{path}: a field cannot be read ({exc})", "write the file with numpy.savez") from exc
     cn = fields.pop("class_names", None)
     lsb = fields.pop("lsb_gev", None)
-    return _assemble(fields, None if cn is None else list(cn), None if lsb is None else lsb.item(), str(path))
+    return _assemble(
+        fields,
+        None if cn is None else [str(c) for c in np.atleast_1d(cn)],
+        None if lsb is None else _scalar(lsb),
+        str(path),
+    )
 
 
 def write_npz(ds: Dataset, path: str | Path) -> Path:
@@ -206,6 +298,19 @@ class RootSchema:
         return cls(d["tree"], dict(d["branches"]), tuple(d["class_names"]), float(d["lsb_gev"]))
 
 
+def load_root_schema(path: str | Path) -> RootSchema:
+    """A ROOT schema from its YAML file (README, Data: tree, branches, class_names, lsb_gev)."""
+    d = load_yaml(path, "ROOT schema", "write the YAML schema shown in README, Data")
+    if not isinstance(d, dict):
+        raise SchemaError(f"{path}: the schema must be a mapping (tree, branches, class_names, lsb_gev)")
+    if not isinstance(d.get("branches", {}), dict) or not isinstance(d.get("class_names", []), list):
+        raise SchemaError(f"{path}: 'branches' must be a mapping and 'class_names' a list")
+    try:
+        return RootSchema.from_dict(d)
+    except (TypeError, ValueError) as exc:
+        raise SchemaError(f"{path}: bad schema value ({exc})") from exc
+
+
 def read_root(path: str | Path, schema: RootSchema) -> Dataset:
     import uproot
 
@@ -213,7 +318,7 @@ def read_root(path: str | Path, schema: RootSchema) -> Dataset:
     try:
         f = uproot.open(path)
     except FileNotFoundError:
-        raise SchemaError(f"{path}: no such file")
+        raise SchemaError(f"{path}: no such file") from None
     except Exception as exc:  # uproot raises many types for a corrupt file
         raise SchemaError(f"{path}: not a readable ROOT file ({exc})") from exc
     with f:
@@ -233,7 +338,7 @@ def read_root(path: str | Path, schema: RootSchema) -> Dataset:
             try:
                 arrays = [np.asarray(tree[b].array(library="np")) for b in names]
             except Exception as exc:
-                raise SchemaError(f"{path}: branch for field {ours!r} is not a numeric array ({exc})")
+                raise SchemaError(f"{path}: branch for field {ours!r} is not a numeric array ({exc})") from exc
             if any(a.dtype == object for a in arrays):
                 raise SchemaError(
                     f"{path}: branch for field {ours!r} is jagged (variable length per entry)",
@@ -275,9 +380,12 @@ def write_root(ds: Dataset, path: str | Path, tree: str = "Events") -> RootSchem
     )
 
 
-def read_dataset(path: str | Path, root_schema: RootSchema | None = None) -> Dataset:
-    """Read our HDF5, an NPZ, or (with a schema) a ROOT file, chosen by the file suffix."""
+def read_dataset(path: str | Path, root_schema: RootSchema | str | Path | None = None) -> Dataset:
+    """Read our HDF5, an NPZ, or (with a schema, or the path of its YAML file) a ROOT file, chosen by
+    the file suffix."""
     path = Path(path)
+    if isinstance(root_schema, (str, Path)):
+        root_schema = load_root_schema(root_schema)
     suffix = path.suffix.lower()
     if suffix in (".h5", ".hdf5"):
         return read_h5(path)

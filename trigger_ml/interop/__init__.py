@@ -62,8 +62,10 @@ def file_kind(src: Path) -> str:
         return "qonnx" if is_qonnx(model) else "onnx"
     if suffix in (".json", ".h5", ".hdf5"):
         return "qkeras"
-    raise SchemaError(f"{src}: unknown model file type {suffix!r}",
-                      "import takes model.onnx (QONNX or float ONNX), model.json with --weights model.h5, or model.h5")
+    raise SchemaError(
+        f"{src}: unknown model file type {suffix!r}",
+        "import takes model.onnx (QONNX or float ONNX), model.json with --weights model.h5, or model.h5",
+    )
 
 
 def _needs_onnx() -> None:
@@ -72,8 +74,9 @@ def _needs_onnx() -> None:
         import onnxruntime  # noqa: F401
         import qonnx  # noqa: F401
     except ImportError as exc:
-        raise ToolError(f"ONNX support is not installed ({exc.name} is missing)",
-                        "pip install 'trigger-ml[onnx]'") from exc
+        raise ToolError(
+            f"ONNX support is not installed ({exc.name} is missing)", "pip install 'trigger-ml[onnx]'"
+        ) from exc
 
 
 def import_model(src: str | Path, out: str | Path, weights: str | Path | None = None, **opts: Any) -> dict[str, Any]:

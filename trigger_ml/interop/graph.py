@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from trigger_ml.errors import UnsupportedError
+from trigger_ml.fixed import Fixed
 
 log = logging.getLogger(__name__)
 QONNX_DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general", "onnx.brevitas")
@@ -31,26 +32,20 @@ MAX_IR_VERSION = 10  # onnxruntime and qonnx's cleanup accept it; every op we re
 MAX_OPSET = 21
 TRUNC_I = 40  # a Trunc's integer bits before lowering sets them from the reachable range
 ROUNDING = {"ROUND": "RND_CONV", "HALF_EVEN": "RND_CONV", "FLOOR": "TRN"}
-SUPPORTED_OPS = ("MatMul", "Gemm", "Add", "Sub", "Mul", "Relu", "Flatten", "Reshape", "Identity",
-                 "Quant", "BipolarQuant", "Trunc")
-
-
-@dataclass(frozen=True)
-class Fmt:
-    """A fixed-point format in hgq2's terms: sign bit k, integer bits i (sign excluded), fraction f."""
-
-    k: int
-    i: int
-    f: int
-    round_mode: str = "TRN"
-    overflow_mode: str = "WRAP"
-
-    @property
-    def width(self) -> int:
-        return self.k + self.i + self.f
-
-    def text(self) -> str:
-        return f"{'' if self.k else 'u'}fixed<{self.width},{self.i + self.k},{self.round_mode},{self.overflow_mode}>"
+SUPPORTED_OPS = (
+    "MatMul",
+    "Gemm",
+    "Add",
+    "Sub",
+    "Mul",
+    "Relu",
+    "Flatten",
+    "Reshape",
+    "Identity",
+    "Quant",
+    "BipolarQuant",
+    "Trunc",
+)
 
 
 @dataclass
@@ -67,7 +62,7 @@ class Relu:
 
 @dataclass(frozen=True)
 class Quant:
-    fmt: Fmt
+    fmt: Fixed
     name: str = ""
     exact_grid: int | None = None  # Trunc: its input must already lie on 2**-exact_grid (qonnx rounds it first)
 
@@ -126,8 +121,9 @@ def _pow2_exponent(v: np.ndarray) -> int | None:
     return int(e - 1) if m == 0.5 else None
 
 
-def quant_fmt(scale, zeropt, bitwidth, signed: int, narrow: int, rounding: str, where: str,
-              problems: list[str]) -> Fmt | None:
+def quant_fmt(
+    scale, zeropt, bitwidth, signed: int, narrow: int, rounding: str, where: str, problems: list[str]
+) -> Fixed | None:
     """The hgq2 format of a QONNX Quant, or None with the reason appended to problems."""
     e = _pow2_exponent(scale)
     bits = np.unique(np.asarray(bitwidth))
@@ -147,8 +143,13 @@ def quant_fmt(scale, zeropt, bitwidth, signed: int, narrow: int, rounding: str, 
         return None
     f = -int(e)
     b = int(bits[0])
-    return Fmt(int(bool(signed)), b - int(bool(signed)) - f, f, ROUNDING[rounding.upper()],
-               "SAT_SYM" if narrow and signed else "SAT")
+    return Fixed(
+        bool(signed),
+        b - int(bool(signed)) - f,
+        f,
+        ROUNDING[rounding.upper()],
+        "SAT_SYM" if narrow and signed else "SAT",
+    )
 
 
 def _const_eval(node, vals: list[np.ndarray], attrs: dict[str, Any]) -> np.ndarray | None:
@@ -158,8 +159,15 @@ def _const_eval(node, vals: list[np.ndarray], attrs: dict[str, Any]) -> np.ndarr
 
     op = node.op_type
     if op == "Quant":
-        return quant(vals[0], vals[1], vals[2], vals[3], attrs.get("signed", 1), attrs.get("narrow", 0),
-                     attrs.get("rounding_mode", "ROUND"))
+        return quant(
+            vals[0],
+            vals[1],
+            vals[2],
+            vals[3],
+            attrs.get("signed", 1),
+            attrs.get("narrow", 0),
+            attrs.get("rounding_mode", "ROUND"),
+        )
     if op == "BipolarQuant":
         return binary_quant(vals[0], vals[1])
     if op == "Transpose":
@@ -183,8 +191,10 @@ def read_graph(model) -> Graph:
     consts: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t).astype(np.float64) for t in g.initializer}
     inputs = [i for i in g.input if i.name not in consts]
     if len(inputs) != 1 or len(g.output) != 1:
-        raise UnsupportedError(f"the graph has {len(inputs)} inputs and {len(g.output)} outputs",
-                               "import supports single-input, single-output chains (MLPs)")
+        raise UnsupportedError(
+            f"the graph has {len(inputs)} inputs and {len(g.output)} outputs",
+            "import supports single-input, single-output chains (MLPs)",
+        )
     dims = [d.dim_value for d in inputs[0].type.tensor_type.shape.dim]
     if len(dims) != 2 or dims[1] < 1:
         raise UnsupportedError(f"input {inputs[0].name!r} has shape {dims}", "import supports (batch, features) inputs")
@@ -217,14 +227,17 @@ def read_graph(model) -> Graph:
     if cur != g.output[0].name:
         problems.append(f"the chain ends at {cur!r}, not at the graph output {g.output[0].name!r}")
     if problems:
-        raise UnsupportedError("cannot import the graph:\n  - " + "\n  - ".join(problems),
-                               f"supported ops: {', '.join(SUPPORTED_OPS)} (QONNX quantizers with power-of-two "
-                               "scales and zero point 0); see README, Import and export")
+        raise UnsupportedError(
+            "cannot import the graph:\n  - " + "\n  - ".join(problems),
+            f"supported ops: {', '.join(SUPPORTED_OPS)} (QONNX quantizers with power-of-two "
+            "scales and zero point 0); see README, Import and export",
+        )
     return Graph(inputs[0].name, g.output[0].name, dims[1], steps)
 
 
-def _dynamic(node, attrs: dict[str, Any], pos: int, others: list[np.ndarray], steps: list[Step],
-             problems: list[str], where: str) -> None:
+def _dynamic(
+    node, attrs: dict[str, Any], pos: int, others: list[np.ndarray], steps: list[Step], problems: list[str], where: str
+) -> None:
     op = node.op_type
     last = steps[-1] if steps else None
     name = node.name or node.output[0]
@@ -233,7 +246,9 @@ def _dynamic(node, attrs: dict[str, Any], pos: int, others: list[np.ndarray], st
     elif op == "Gemm" and pos == 0 and not attrs.get("transA", 0):
         w = others[0].T if attrs.get("transB", 0) else others[0]
         b = others[1] if len(others) > 1 else np.zeros(w.shape[1])
-        steps.append(Dense(attrs.get("alpha", 1.0) * w, attrs.get("beta", 1.0) * np.broadcast_to(b, (w.shape[1],)), name))
+        steps.append(
+            Dense(attrs.get("alpha", 1.0) * w, attrs.get("beta", 1.0) * np.broadcast_to(b, (w.shape[1],)), name)
+        )
     elif op in ("Add", "Sub") and isinstance(last, Dense) and others[0].size in (1, last.w.shape[1]):
         c = np.broadcast_to(others[0].ravel(), last.b.shape)
         if op == "Sub" and pos == 1:  # c - x
@@ -256,8 +271,9 @@ def _dynamic(node, attrs: dict[str, Any], pos: int, others: list[np.ndarray], st
                 problems.append(f"{where}: 1-bit scale {np.asarray(scale).ravel()[:4].tolist()} is not a power of two")
             steps.append(Bipolar(2.0 ** (e or 0), name))
             return
-        fmt = quant_fmt(scale, zeropt, bits, signed, attrs.get("narrow", 0), attrs.get("rounding_mode", "ROUND"),
-                        where, problems)
+        fmt = quant_fmt(
+            scale, zeropt, bits, signed, attrs.get("narrow", 0), attrs.get("rounding_mode", "ROUND"), where, problems
+        )
         if fmt is not None:
             steps.append(Quant(fmt, name))
     elif op == "BipolarQuant" and pos == 0:
@@ -268,12 +284,15 @@ def _dynamic(node, attrs: dict[str, Any], pos: int, others: list[np.ndarray], st
     elif op == "Trunc" and pos == 0:
         _trunc(attrs, others, steps, problems, where, name)
     else:
-        problems.append(f"{where}: {op} not supported here" + ("" if op in SUPPORTED_OPS else
-                                                              f" (supported ops: {', '.join(SUPPORTED_OPS)})"))
+        problems.append(
+            f"{where}: {op} not supported here"
+            + ("" if op in SUPPORTED_OPS else f" (supported ops: {', '.join(SUPPORTED_OPS)})")
+        )
 
 
-def _trunc(attrs: dict[str, Any], others: list[np.ndarray], steps: list[Step], problems: list[str],
-           where: str, name: str) -> None:
+def _trunc(
+    attrs: dict[str, Any], others: list[np.ndarray], steps: list[Step], problems: list[str], where: str, name: str
+) -> None:
     """qonnx's Trunc. v1 (scale s, zero point, in bits, out bits): floor(round(x / s) / 2**t) * s with
     t = in - out: the preceding Dense rescaled by 2**-t, then a floor onto s. v2 (s, zero point, in
     bits, output scale S, out bits; signed, narrow): clip(floor(round(x / s) * s / S)) * S: a floor
@@ -291,7 +310,7 @@ def _trunc(attrs: dict[str, Any], others: list[np.ndarray], steps: list[Step], p
             problems.append(f"{where}: needs a power-of-two scale, zero point 0 and a preceding MatMul/Gemm")
             return
         last.w, last.b = last.w * 2.0**-t, last.b * 2.0**-t
-        steps.append(Quant(Fmt(1, TRUNC_I, -int(e), ROUNDING[mode], "WRAP"), name, exact_grid=t - int(e)))
+        steps.append(Quant(Fixed(True, TRUNC_I, -int(e), ROUNDING[mode], "WRAP"), name, exact_grid=t - int(e)))
     elif len(others) == 5:
         scale, zeropt, _, out_scale, b_out = others
         e, e_out = _pow2_exponent(scale), _pow2_exponent(out_scale)

@@ -23,58 +23,45 @@ from typing import Any
 import numpy as np
 
 from trigger_ml.errors import UnsupportedError
-from trigger_ml.interop import graph as G
-from trigger_ml.interop.graph import TRUNC_I, Dense, Fmt, Graph, Quant, Step
+from trigger_ml.fixed import Fixed, needed_integer, smallest_holding
+from trigger_ml.interop.graph import TRUNC_I, Dense, Graph, Quant, Step
 
 MAX_FRAC = 32
 FLOAT32_EXACT_BITS = 24  # qonnx's executor and onnxruntime compute in float32
-UNIT = Fmt(0, 1, 0, "TRN", "WRAP")  # u in {0, 1}, from values in [0, 2): never wraps
-
+UNIT = Fixed(False, 1, 0, "TRN", "WRAP")  # u in {0, 1}, from values in [0, 2): never wraps
 
 
 @dataclass
 class Layer:
     w: np.ndarray
     b: np.ndarray
-    iq: Fmt
+    iq: Fixed
     relu: bool
     name: str
 
 
 @dataclass
 class Lowered:
-    input_fmt: Fmt
+    input_fmt: Fixed
     layers: list[Layer]
-    out_quant: Fmt | None
+    out_quant: Fixed | None
     acc_bits: list[int]  # significant bits of each accumulator (the float32 exactness bound)
 
     def describe(self) -> list[dict[str, Any]]:
         """The card's `layers` (a description; the model file is the truth)."""
-        return [{"type": "dense", "units": int(L.w.shape[1]), "activation": "relu" if L.relu else "linear",
-                 "name": L.name} for L in self.layers]
+        return [
+            {"type": "dense", "units": int(L.w.shape[1]), "activation": "relu" if L.relu else "linear", "name": L.name}
+            for L in self.layers
+        ]
 
 
-def exact_fmt(v: np.ndarray) -> Fmt | None:
+def exact_fmt(v: np.ndarray) -> Fixed | None:
     """The smallest format (integer bits >= 0) holding every value of v exactly, or None."""
-    v = np.asarray(v, np.float64).ravel()
-    for f in range(MAX_FRAC + 1):
-        ints = v * 2.0**f
-        if np.all(ints == np.round(ints)):
-            break
-    else:
-        return None
-    k = int(np.any(ints < 0))
-    mag = max(float(ints.max(initial=0)) + 1, float(-ints.min(initial=0)) if k else 0.0, 1.0)
-    n = max(int(np.ceil(np.log2(mag))), 1)
-    return Fmt(k, max(n - f, 0), f, "TRN", "WRAP")
+    return smallest_holding(v, max_frac=MAX_FRAC)
 
 
-def fmt_range(fmt: Fmt) -> tuple[float, float]:
-    lsb = 2.0**-fmt.f
-    lo = -(2.0**fmt.i) if fmt.k else 0.0
-    if fmt.overflow_mode == "SAT_SYM" and fmt.k:
-        lo += lsb
-    return lo, 2.0**fmt.i - lsb
+def fmt_range(fmt: Fixed) -> tuple[float, float]:
+    return fmt.min_value, fmt.max_value
 
 
 def _bounds(w: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -84,40 +71,40 @@ def _bounds(w: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tup
 
 def _grid(v: np.ndarray) -> int:
     fmt = exact_fmt(v)
-    return MAX_FRAC if fmt is None else fmt.f
+    return MAX_FRAC if fmt is None else fmt.frac
 
 
 def _needed_i(lo: float, hi: float, f: int, k: int) -> int:
-    mag = max(hi * 2.0**f + 1, -lo * 2.0**f if k else 0.0, 1.0)
-    return int(np.ceil(np.log2(mag))) - f
+    return needed_integer(lo, hi, f, bool(k))
 
 
-def _tighten(q: Fmt, lo: np.ndarray, hi: np.ndarray, f_in: int) -> Fmt:
+def _tighten(q: Fixed, lo: np.ndarray, hi: np.ndarray, f_in: int) -> Fixed:
     """q with TRN when the value grid is no finer than q's, WRAP when q can never clip."""
-    i = _needed_i(float(lo.min()), float(hi.max()), q.f, q.k) if q.i >= TRUNC_I else q.i
-    q = Fmt(q.k, i, q.f, q.round_mode, q.overflow_mode)
+    i = _needed_i(float(lo.min()), float(hi.max()), q.frac, q.signed) if q.integer >= TRUNC_I else q.integer
+    q = Fixed(q.signed, i, q.frac, q.rounding, q.overflow)
     r_lo, r_hi = fmt_range(q)
-    rnd = "TRN" if f_in <= q.f else q.round_mode
-    ovf = "WRAP" if (lo.min() >= r_lo and hi.max() <= r_hi) else q.overflow_mode
-    return Fmt(q.k, q.i, q.f, rnd, ovf)
+    rnd = "TRN" if f_in <= q.frac else q.rounding
+    ovf = "WRAP" if (lo.min() >= r_lo and hi.max() <= r_hi) else q.overflow
+    return Fixed(q.signed, q.integer, q.frac, rnd, ovf)
 
 
 def lower(graph: Graph) -> Lowered:
     """The QDense layers of a chain; one UnsupportedError lists every pattern it cannot take."""
     steps, problems = list(graph.steps), []
     if not steps or not isinstance(steps[0], Quant):
-        raise UnsupportedError("the graph input is not quantized (no Quant node on it)",
-                               "export the model with an input quantizer, or import it as float ONNX "
-                               "with --input-format")
+        raise UnsupportedError(
+            "the graph input is not quantized (no Quant node on it)",
+            "export the model with an input quantizer, or import it as float ONNX with --input-format",
+        )
     # firmware inputs are words of the input Quant's format: its rounding and clipping happen before
     # the firmware, so the model's input quantizer is the grid itself (TRN, WRAP: identity on it)
     q_in = steps[0].fmt
-    in_fmt = G.Fmt(q_in.k, q_in.i, q_in.f, "TRN", "SAT_SYM" if q_in.overflow_mode == "SAT_SYM" else "WRAP")
+    in_fmt = Fixed(q_in.signed, q_in.integer, q_in.frac, "TRN", "SAT_SYM" if q_in.overflow == "SAT_SYM" else "WRAP")
     lo, hi = (np.full(graph.n_in, v) for v in fmt_range(in_fmt))
     pos, layers, acc_bits = 1, [], []
-    cur_fmt: Fmt | None = in_fmt
+    cur_fmt: Fixed | None = in_fmt
     bipolar: float | None = None  # the Dense input is u in {0,1} standing for bipolar * (2u - 1)
-    out_quant: Fmt | None = None
+    out_quant: Fixed | None = None
     while pos < len(steps):
         d = steps[pos]
         if not isinstance(d, Dense):
@@ -135,7 +122,7 @@ def lower(graph: Graph) -> Lowered:
         if bipolar is not None:
             w, b = 2 * bipolar * w, b - bipolar * w.sum(0)
         z_lo, z_hi = _bounds(w, b, lo, hi)
-        f_acc = max(cur_fmt.f + _grid(w), _grid(b))
+        f_acc = max(cur_fmt.frac + _grid(w), _grid(b))
         acc_bits.append(_needed_i(float(z_lo.min()), float(z_hi.max()), f_acc, 1) + f_acc + 1)
         relu, q, bip = _activation(acts, d.name, problems)
         if relu:
@@ -149,8 +136,10 @@ def lower(graph: Graph) -> Lowered:
         elif q is not None:
             grid = [a.exact_grid for a in acts if isinstance(a, Quant) and a.exact_grid is not None]
             if grid and f_acc > grid[0]:
-                problems.append(f"Trunc after {d.name!r}: its input has {f_acc} fractional bits, more than its "
-                                f"scale's {grid[0]} (qonnx rounds it onto the scale first)")
+                problems.append(
+                    f"Trunc after {d.name!r}: its input has {f_acc} fractional bits, more than its "
+                    f"scale's {grid[0]} (qonnx rounds it onto the scale first)"
+                )
             q = _tighten(q, z_lo, z_hi, f_acc)
             cur_fmt, bipolar = q, None
             lo, hi = np.clip(z_lo, *fmt_range(q)), np.clip(z_hi, *fmt_range(q))
@@ -167,15 +156,19 @@ def lower(graph: Graph) -> Lowered:
     for L in layers:
         for what, v in (("weights", L.w), ("biases", L.b)):
             if exact_fmt(v) is None:
-                problems.append(f"{L.name}: {what} are not on a power-of-two grid of at most {MAX_FRAC} "
-                                "fractional bits (a non-power-of-two scale?)")
+                problems.append(
+                    f"{L.name}: {what} are not on a power-of-two grid of at most {MAX_FRAC} "
+                    "fractional bits (a non-power-of-two scale?)"
+                )
     if problems:
-        raise UnsupportedError("cannot lower the graph to exact fixed point:\n  - " + "\n  - ".join(problems),
-                               "see README, Import and export, for the supported patterns")
+        raise UnsupportedError(
+            "cannot lower the graph to exact fixed point:\n  - " + "\n  - ".join(problems),
+            "see README, Import and export, for the supported patterns",
+        )
     return Lowered(in_fmt, layers, out_quant, acc_bits)
 
 
-def _activation(acts: list[Step], name: str, problems: list[str]) -> tuple[bool, Fmt | None, float | None]:
+def _activation(acts: list[Step], name: str, problems: list[str]) -> tuple[bool, Fixed | None, float | None]:
     kinds = [type(a).__name__ for a in acts]
     if kinds in ([], ["Relu"]):
         return bool(acts), None, None
@@ -183,22 +176,26 @@ def _activation(acts: list[Step], name: str, problems: list[str]) -> tuple[bool,
         return False, acts[0].fmt, None
     if kinds == ["Relu", "Quant"]:
         return True, acts[1].fmt, None
-    if kinds == ["Quant", "Relu"] and acts[0].fmt.overflow_mode != "WRAP":
+    if kinds == ["Quant", "Relu"] and acts[0].fmt.overflow != "WRAP":
         q = acts[0].fmt  # relu(sat(x)) = sat onto the format's non-negative half
-        return False, Fmt(0, q.i, q.f, q.round_mode, "SAT"), None
+        return False, Fixed(False, q.integer, q.frac, q.rounding, "SAT"), None
     if kinds == ["Bipolar"]:
         return False, None, acts[0].scale
-    problems.append(f"after {name!r}: the sequence {' -> '.join(kinds)} is not supported "
-                    "(supported: Relu, Quant, Relu -> Quant, Quant -> Relu, BipolarQuant)")
+    problems.append(
+        f"after {name!r}: the sequence {' -> '.join(kinds)} is not supported "
+        "(supported: Relu, Quant, Relu -> Quant, Quant -> Relu, BipolarQuant)"
+    )
     return False, None, None
 
 
-def _conf(fmt: Fmt, place: str):
+def _conf(fmt: Fixed, place: str):
     from hgq.config import QuantizerConfig
 
     het = {"homogeneous_axis": (0,)} if place == "datalane" else {}
-    return QuantizerConfig("kif", place, k0=fmt.k, i0=fmt.i, f0=fmt.f, round_mode=fmt.round_mode,
-                           overflow_mode=fmt.overflow_mode, trainable=False, **het)
+    k, i, f = fmt.kif
+    return QuantizerConfig(
+        "kif", place, k0=k, i0=i, f0=f, round_mode=fmt.rounding, overflow_mode=fmt.overflow, trainable=False, **het
+    )
 
 
 def build_keras(low: Lowered, n_in: int, name: str):
@@ -210,8 +207,15 @@ def build_keras(low: Lowered, n_in: int, name: str):
     h, dense = inp, []
     for L in low.layers:
         kq, bq = exact_fmt(L.w), exact_fmt(L.b)
-        layer = QDense(L.w.shape[1], activation="relu" if L.relu else None, iq_conf=_conf(L.iq, "datalane"),
-                       kq_conf=_conf(kq, "weight"), bq_conf=_conf(bq, "bias"), enable_ebops=False, name=L.name)
+        layer = QDense(
+            L.w.shape[1],
+            activation="relu" if L.relu else None,
+            iq_conf=_conf(L.iq, "datalane"),
+            kq_conf=_conf(kq, "weight"),
+            bq_conf=_conf(bq, "bias"),
+            enable_ebops=False,
+            name=L.name,
+        )
         h = layer(h)
         dense.append((layer, L))
     if low.out_quant is not None:

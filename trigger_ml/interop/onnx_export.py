@@ -25,7 +25,15 @@ from typing import Any
 import numpy as np
 
 from trigger_ml.atomic import atomic_dir
+from trigger_ml.compile.driver import read_run
 from trigger_ml.errors import MismatchError, SchemaError, UnsupportedError
+from trigger_ml.interop.lower import exact_fmt
+from trigger_ml.interop.reference import OrtSession, QonnxExecutor
+from trigger_ml.layout import RunDir
+from trigger_ml.train.fit import load_model
+from trigger_ml.train.golden import QuantizedModel
+from trigger_ml.train.models import input_grid, input_shape
+from trigger_ml.vectors import extreme_inputs
 
 log = logging.getLogger(__name__)
 FLOAT_TOL = 1e-6
@@ -62,8 +70,13 @@ class _Builder:
         from onnx import TensorProto, helper
 
         self.nodes[-1].output[0] = "y"
-        g = helper.make_graph(self.nodes, "trigger_ml", [helper.make_tensor_value_info(x, TensorProto.FLOAT, ["N", n_in])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", n_out])], self.inits)
+        g = helper.make_graph(
+            self.nodes,
+            "trigger_ml",
+            [helper.make_tensor_value_info(x, TensorProto.FLOAT, ["N", n_in])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", n_out])],
+            self.inits,
+        )
         ops = [helper.make_opsetid("", OPSET)] + ([helper.make_opsetid(QONNX_DOMAIN, 1)] if qonnx else [])
         m = helper.make_model(g, opset_imports=ops, producer_name="trigger-ml")
         m.ir_version = 8
@@ -75,9 +88,11 @@ def _chain(model) -> list[Any]:
     ok = {"InputLayer", "Flatten", "Dense", "QDense", "Activation"}
     bad = sorted({type(layer).__name__ for layer in model.layers} - ok)
     if bad or len(model.inputs) != 1 or len(model.input_shape) != 2:
-        raise UnsupportedError(f"ONNX export supports Dense/ReLU chains on (batch, n) inputs; {model.name} has "
-                               f"{', '.join(bad) or 'another input shape'}",
-                               "export an MLP run (e.g. eg_mlp); the CNN and the autoencoder score are not exported")
+        raise UnsupportedError(
+            f"ONNX export supports Dense/ReLU chains on (batch, n) inputs; {model.name} has "
+            f"{', '.join(bad) or 'another input shape'}",
+            "export an MLP run (e.g. eg_mlp); the CNN and the autoencoder score are not exported",
+        )
     return [layer for layer in model.layers if type(layer).__name__ in ("Dense", "QDense", "Activation")]
 
 
@@ -107,14 +122,18 @@ def float_onnx(model):
 
 def _tensor_quant(b: _Builder, base: str, v: np.ndarray) -> str:
     """A constant on its grid behind a Quant node carrying its format (identity on the values)."""
-    from trigger_ml.interop.lower import exact_fmt
-
     fmt = exact_fmt(v)
     if fmt is None:
         raise UnsupportedError(f"{base}: quantized values are not on a power-of-two grid")
-    return b.node("Quant", [b.const(base, v), b.const("scale", 2.0**-fmt.f), b.const("zero", 0.0),
-                            b.const("bits", fmt.width)], "quant", domain=QONNX_DOMAIN, signed=fmt.k, narrow=0,
-                  rounding_mode="ROUND")
+    return b.node(
+        "Quant",
+        [b.const(base, v), b.const("scale", 2.0**-fmt.frac), b.const("zero", 0.0), b.const("bits", fmt.width)],
+        "quant",
+        domain=QONNX_DOMAIN,
+        signed=int(fmt.signed),
+        narrow=0,
+        rounding_mode="ROUND",
+    )
 
 
 def _datalane_quant(b: _Builder, h: str, q, n: int) -> str:
@@ -124,13 +143,22 @@ def _datalane_quant(b: _Builder, h: str, q, n: int) -> str:
     rnd, ovf = q.round_mode.upper(), q.overflow_mode.upper()
     modes = {"TRN": "FLOOR", "RND": "FLOOR", "RND_CONV": "ROUND"}
     if rnd not in modes or ovf not in ("WRAP", "SAT", "SAT_SYM"):
-        raise UnsupportedError(f"quantizer with rounding {rnd} and overflow {ovf} (export supports TRN, RND, "
-                               "RND_CONV and WRAP, SAT, SAT_SYM)")
+        raise UnsupportedError(
+            f"quantizer with rounding {rnd} and overflow {ovf} (export supports TRN, RND, "
+            "RND_CONV and WRAP, SAT, SAT_SYM)"
+        )
     if rnd == "RND":
         h = b.node("Add", [h, b.const("half_lsb", 2.0 ** -(f + 1))], "half_lsb")
     wide = int(np.max(i + f + k)) + 24  # no clipping in the rounding node
-    h = b.node("Quant", [h, b.const("scale", 2.0**-f), b.const("zero", 0.0), b.const("bits", wide)], "quant",
-               domain=QONNX_DOMAIN, signed=1, narrow=0, rounding_mode=modes[rnd])
+    h = b.node(
+        "Quant",
+        [h, b.const("scale", 2.0**-f), b.const("zero", 0.0), b.const("bits", wide)],
+        "quant",
+        domain=QONNX_DOMAIN,
+        signed=1,
+        narrow=0,
+        rounding_mode=modes[rnd],
+    )
     if ovf == "WRAP":
         span, lo = 2.0 ** (i + k), -k * 2.0**i
         t = b.node("Div", [b.node("Sub", [h, b.const("lo", lo)], "shift"), b.const("span", span)], "div")
@@ -154,8 +182,9 @@ def qonnx_model(model):
                 h = _datalane_quant(b, h, layer.iq.quantizer, int(layer.kernel.shape[0]))
             if getattr(layer, "enable_oq", False):
                 raise UnsupportedError(f"{layer.name}: output quantizers are not exported")
-            h = b.node("MatMul", [h, _tensor_quant(b, f"{layer.name}_w", np.asarray(layer.qkernel, np.float64))],
-                       "matmul")
+            h = b.node(
+                "MatMul", [h, _tensor_quant(b, f"{layer.name}_w", np.asarray(layer.qkernel, np.float64))], "matmul"
+            )
             if layer.use_bias:
                 h = b.node("Add", [h, _tensor_quant(b, f"{layer.name}_b", np.asarray(layer.qbias, np.float64))], "add")
         h = _activation(b, h, layer)
@@ -166,16 +195,9 @@ def export_run(run_dir: str | Path, out: str | Path) -> dict[str, Any]:
     """Write `float.onnx` and `model.qonnx.onnx` of a training run into `out` (atomic) and check them."""
     import onnx
 
-    from trigger_ml.compile.driver import input_grid, read_run
-    from trigger_ml.interop.reference import OrtSession, QonnxExecutor
-    from trigger_ml.train.fit import load_model
-    from trigger_ml.train.models import input_shape
-    from trigger_ml.verify.levels import QuantizedModel
-    from trigger_ml.verify.vectors import extreme_inputs
-
     run_dir, out = Path(run_dir), Path(out)
     card, meta, model_file = read_run(run_dir)
-    twin = run_dir / "float.keras"
+    twin = RunDir(run_dir).float_model
     if not twin.exists():
         raise SchemaError(f"{run_dir}: no float.keras (the float twin)", "export a run made by `trigger-ml train`")
     x = extreme_inputs(input_grid(card, meta), input_shape(card, meta), n_random=N_CHECK, seed=3)
@@ -186,23 +208,38 @@ def export_run(run_dir: str | Path, out: str | Path) -> dict[str, Any]:
     y_k = np.asarray(fmodel.predict(x.astype(np.float32), batch_size=8192, verbose=0), np.float64)
     y_o = OrtSession(f_onnx).predict(x)
     err = np.abs(y_o - y_k) / (1 + np.abs(y_k))
-    summary["float"] = {"file": "float.onnx", "reference": "Keras float twin vs onnxruntime",
-                        "max_error": float(err.max()), "tolerance": FLOAT_TOL, "ok": bool(err.max() <= FLOAT_TOL)}
+    summary["float"] = {
+        "file": "float.onnx",
+        "reference": "Keras float twin vs onnxruntime",
+        "max_error": float(err.max()),
+        "tolerance": FLOAT_TOL,
+        "ok": bool(err.max() <= FLOAT_TOL),
+    }
     y_q = qmodel.predict(x)
     y_x = QonnxExecutor(q_onnx).predict(x)
     bad = int(np.any(y_q != y_x, axis=1).sum())
-    summary["qonnx"] = {"file": "model.qonnx.onnx", "reference": "quantized Keras (float64) vs qonnx execute_onnx",
-                        "compared": len(x), "mismatched": bad, "ok": bad == 0}
+    summary["qonnx"] = {
+        "file": "model.qonnx.onnx",
+        "reference": "quantized Keras (float64) vs qonnx execute_onnx",
+        "compared": len(x),
+        "mismatched": bad,
+        "ok": bad == 0,
+    }
     if not summary["float"]["ok"]:
-        raise MismatchError(f"float ONNX differs from the float twin by {err.max():.3g} (> {FLOAT_TOL})",
-                            "report it: an export rule is wrong")
+        raise MismatchError(
+            f"float ONNX differs from the float twin by {err.max():.3g} (> {FLOAT_TOL})",
+            "report it: an export rule is wrong",
+        )
     if bad:
         i = int(np.flatnonzero(np.any(y_q != y_x, axis=1))[0])
-        raise MismatchError(f"QONNX differs from the quantized model on {bad}/{len(x)} inputs; first: expected "
-                            f"{y_q[i].tolist()} got {y_x[i].tolist()}", "report it: an export rule is wrong")
-    with atomic_dir(out) as tmp:
-        onnx.save(f_onnx, tmp / "float.onnx")
-        onnx.save(q_onnx, tmp / "model.qonnx.onnx")
+        raise MismatchError(
+            f"QONNX differs from the quantized model on {bad}/{len(x)} inputs; first: expected "
+            f"{y_q[i].tolist()} got {y_x[i].tolist()}",
+            "report it: an export rule is wrong",
+        )
+    with atomic_dir(out, marker="export.json") as tmp:
+        onnx.save(f_onnx, tmp / summary["float"]["file"])
+        onnx.save(q_onnx, tmp / summary["qonnx"]["file"])
         (tmp / "export.json").write_text(json.dumps(summary, indent=1))
     log.info("float ONNX within %.2g of Keras; QONNX exact on %d inputs", err.max(), len(x))
     return summary

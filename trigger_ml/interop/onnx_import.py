@@ -20,17 +20,20 @@ bounds over the input format, so it never overflows.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from trigger_ml.errors import MismatchError, SchemaError
+from trigger_ml.errors import SchemaError, require_equal
+from trigger_ml.fixed import Fixed, Grid
 from trigger_ml.interop import graph as G
 from trigger_ml.interop import lower as Lw
-from trigger_ml.interop.rundir import ImportedRun, write_run
+from trigger_ml.interop.reference import OrtSession, QonnxExecutor, fidelity
+from trigger_ml.interop.rundir import ImportedRun, model_name, write_run
+from trigger_ml.train.golden import QuantizedModel
+from trigger_ml.vectors import extreme_inputs
 
 log = logging.getLogger(__name__)
 N_CHECK = 2000  # fuzzed words of the input format checked at import
@@ -45,14 +48,9 @@ class FloatPolicy:
     argmax_agreement: float = 0.99  # fidelity: fraction of events whose argmax (one output: sign) agrees
 
 
-def parse_format(text: str) -> G.Fmt:
-    """`fixed<W,I>` or `ufixed<W,I>` (I includes the sign bit, as in ap_fixed) -> Fmt (RND, SAT)."""
-    m = re.fullmatch(r"\s*(u?)fixed<\s*(\d+)\s*,\s*(-?\d+)\s*>\s*", text)
-    if not m or int(m.group(2)) < 1:
-        raise SchemaError(f"bad input format {text!r}", "write it as fixed<W,I> or ufixed<W,I>, e.g. fixed<16,6>")
-    k = 0 if m.group(1) else 1
-    w, i = int(m.group(2)), int(m.group(3))
-    return G.Fmt(k, i - k, w - i, "RND", "SAT")
+def parse_format(text: str) -> Fixed:
+    """`fixed<W,I>` or `ufixed<W,I>` (I includes the sign bit, as in ap_fixed), rounding RND, SAT."""
+    return Fixed.parse(text).with_modes("RND", "SAT")
 
 
 def load_onnx(src: Path):
@@ -65,69 +63,67 @@ def load_onnx(src: Path):
     return G.normalise(model)
 
 
-def _name(src: Path) -> str:
-    name = re.sub(r"\W", "_", src.stem).strip("_") or "imported"
-    return name if not name[0].isdigit() else f"m_{name}"
-
-
-def _fuzz(fmt: G.Fmt, n_in: int, n: int) -> tuple[list[dict[str, int]], np.ndarray]:
-    from trigger_ml.verify.vectors import extreme_inputs
-
-    grid = [{"inputs": n_in, "integer": fmt.i, "frac": fmt.f, "signed": fmt.k}]
+def _fuzz(fmt: Fixed, n_in: int, n: int) -> tuple[Grid, np.ndarray]:
+    grid = Grid.uniform(n_in, fmt.with_modes("TRN", "WRAP"))
     return grid, extreme_inputs(grid, (n_in,), n_random=n, seed=1)
 
 
 def _keras_predict(model, x: np.ndarray) -> np.ndarray:
-    from trigger_ml.verify.levels import float64_copy
-
-    return np.asarray(float64_copy(model).predict(x, batch_size=8192, verbose=0), np.float64).reshape(len(x), -1)
+    return QuantizedModel(model).predict(x)
 
 
 def import_qonnx(src: Path, out: Path) -> dict[str, Any]:
     """Import a QONNX file; the lowered model must equal qonnx's executor exactly."""
-    from trigger_ml.interop.reference import QonnxExecutor
-
     model = load_onnx(src)
     g = G.read_graph(model)
     low = Lw.lower(g)
     over = [(L.name, b) for L, b in zip(low.layers, low.acc_bits) if b > Lw.FLOAT32_EXACT_BITS]
     if over:
-        raise SchemaError(f"{src}: accumulators of {over} need more than {Lw.FLOAT32_EXACT_BITS} bits, where qonnx's "
-                          "float32 executor is no longer exact", "reduce the bit widths; the exact check cannot hold")
-    keras_model = Lw.build_keras(low, g.n_in, _name(src))
+        raise SchemaError(
+            f"{src}: accumulators of {over} need more than {Lw.FLOAT32_EXACT_BITS} bits, where qonnx's "
+            "float32 executor is no longer exact",
+            "reduce the bit widths; the exact check cannot hold",
+        )
+    keras_model = Lw.build_keras(low, g.n_in, model_name(src))
     grid, x = _fuzz(low.input_fmt, g.n_in, N_CHECK)
     y_ref = QonnxExecutor(model).predict(x)
     y = _keras_predict(keras_model, x)
-    bad = np.flatnonzero(np.any(y != y_ref, axis=1))
-    if len(bad):
-        i = int(bad[0])
-        raise MismatchError(f"{src}: the lowered model differs from qonnx's executor on {len(bad)}/{len(x)} inputs; "
-                            f"first {x[i].tolist()}: expected {y_ref[i].tolist()}, got {y[i].tolist()}",
-                            "report the graph: a lowering rule is wrong")
-    info = {"kind": "qonnx", "reference": "qonnx", "check": "exact",
-            "import_check": {"compared": len(x), "mismatched": 0, "source": "qonnx.core.onnx_exec.execute_onnx"}}
-    return write_run(out, ImportedRun(_name(src), keras_model, low, grid, model, x, y_ref, info, src))
+    require_equal(
+        y,
+        y_ref,
+        f"{src}: the lowered model differs from qonnx's executor",
+        "report the graph: a lowering rule is wrong",
+    )
+    info = {
+        "kind": "qonnx",
+        "reference": "qonnx",
+        "check": "exact",
+        "import_check": {"compared": len(x), "mismatched": 0, "source": "qonnx.core.onnx_exec.execute_onnx"},
+    }
+    return write_run(out, ImportedRun(model_name(src), keras_model, low, grid, model, x, y_ref, info, src))
 
 
 def import_float_onnx(src: Path, out: Path, policy: FloatPolicy = FloatPolicy()) -> dict[str, Any]:
     """Import a float ONNX file under the precision policy; fidelity against onnxruntime."""
-    from trigger_ml.interop.reference import OrtSession, fidelity
-
     model = load_onnx(src)
     g = G.read_graph(model)
     if any(isinstance(s, (G.Quant, G.Bipolar)) for s in g.steps):
         raise SchemaError(f"{src}: has quantizers but no QONNX domain", "import it as QONNX")
     g.steps = apply_policy(g.steps, parse_format(policy.input_format), policy)
     low = Lw.lower(g)
-    keras_model = Lw.build_keras(low, g.n_in, _name(src))
+    keras_model = Lw.build_keras(low, g.n_in, model_name(src))
     grid, x = _fuzz(low.input_fmt, g.n_in, N_CHECK)
     y_ref = OrtSession(model).predict(x)
     fig = fidelity(_keras_predict(keras_model, x), y_ref)
-    info = {"kind": "onnx", "reference": "onnxruntime", "check": "fidelity",
-            "policy": policy.__dict__, "tolerance": {"max_rel_error": policy.max_rel_error,
-                                                     "argmax_agreement": policy.argmax_agreement},
-            "import_check": {**fig, "compared": len(x), "source": "onnxruntime (float32) on fuzzed inputs"}}
-    return write_run(out, ImportedRun(_name(src), keras_model, low, grid, model, x, y_ref, info, src))
+    info = {
+        "kind": "onnx",
+        "reference": "onnxruntime",
+        "check": "fidelity",
+        "policy": policy.__dict__,
+        "tolerance": {"max_rel_error": policy.max_rel_error, "argmax_agreement": policy.argmax_agreement},
+        "import_check": {**fig, "compared": len(x), "source": "onnxruntime (float32) on fuzzed inputs"},
+    }
+    return write_run(out, ImportedRun(model_name(src), keras_model, low, grid, model, x, y_ref, info, src))
 
 
 def _round_bits(v: np.ndarray, bits: int) -> np.ndarray:
@@ -140,7 +136,7 @@ def _round_bits(v: np.ndarray, bits: int) -> np.ndarray:
     return np.clip(np.floor(v * 2.0**f + 0.5), -(2.0 ** (bits - 1)), 2.0 ** (bits - 1) - 1) * 2.0**-f
 
 
-def apply_policy(steps: list[G.Step], in_fmt: G.Fmt, policy: FloatPolicy) -> list[G.Step]:
+def apply_policy(steps: list[G.Step], in_fmt: Fixed, policy: FloatPolicy) -> list[G.Step]:
     """Insert the policy's quantizers into a float chain (weights rounded, each Dense block's output
     rounded to act_frac_bits with the integer bits of its reachable range)."""
     out: list[G.Step] = [G.Quant(in_fmt, "input")]
@@ -151,5 +147,5 @@ def apply_policy(steps: list[G.Step], in_fmt: G.Fmt, policy: FloatPolicy) -> lis
         nxt = steps[j + 1] if j + 1 < len(steps) else None
         if nxt is None or isinstance(nxt, G.Dense):
             k = 0 if isinstance(s, G.Relu) else 1
-            out.append(G.Quant(G.Fmt(k, G.TRUNC_I, policy.act_frac_bits, "RND", "SAT"), f"act_{j}"))
+            out.append(G.Quant(Fixed(bool(k), G.TRUNC_I, policy.act_frac_bits, "RND", "SAT"), f"act_{j}"))
     return out

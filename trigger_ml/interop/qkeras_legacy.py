@@ -26,16 +26,17 @@ import logging
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from trigger_ml.atomic import atomic_file
-from trigger_ml.errors import MismatchError, SchemaError, ToolError, UnsupportedError
+from trigger_ml.atomic import atomic_file, scratch_dir
+from trigger_ml.errors import SchemaError, ToolError, UnsupportedError, require_equal
 from trigger_ml.interop.qkeras_quantizers import SUPPORTED_QUANTIZERS, Mapped, map_quantizer, qkeras_quantize
+from trigger_ml.train.fit import load_model
+from trigger_ml.train.golden import QuantizedModel
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,10 @@ def read_source(src: Path, weights: Path | None) -> tuple[dict[str, Any], dict[s
         raise SchemaError(f"{src}: no such file", "give the model json (with --weights) or a full Keras 2 .h5")
     if src.suffix == ".json":
         if weights is None or not weights.exists():
-            raise SchemaError(f"{src}: a model json needs its weights file ({weights or 'none given'} not found)",
-                              "pass the .h5 written by model.save_weights() as the weights")
+            raise SchemaError(
+                f"{src}: a model json needs its weights file ({weights or 'none given'} not found)",
+                "pass the .h5 written by model.save_weights() as the weights",
+            )
         try:
             config = json.loads(src.read_text())
         except json.JSONDecodeError as exc:
@@ -91,17 +94,23 @@ def read_source(src: Path, weights: Path | None) -> tuple[dict[str, Any], dict[s
         with h5py.File(weights, "r") as f:
             group = f["model_weights"] if "model_weights" in f else f
             if "layer_names" not in group.attrs:
-                raise SchemaError(f"{weights}: no layer_names attribute: not a Keras 2 weights file",
-                                  "write it with Keras 2's model.save_weights('weights.h5')")
+                raise SchemaError(
+                    f"{weights}: no layer_names attribute: not a Keras 2 weights file",
+                    "write it with Keras 2's model.save_weights('weights.h5')",
+                )
             return config, _read_weights(group), "json+h5"
     if src.suffix in (".h5", ".hdf5"):
         if weights is not None:
-            raise SchemaError(f"{src}: a full .h5 model carries its weights; got a separate weights file too",
-                              "drop the weights argument, or give the model json instead")
+            raise SchemaError(
+                f"{src}: a full .h5 model carries its weights; got a separate weights file too",
+                "drop the weights argument, or give the model json instead",
+            )
         with h5py.File(src, "r") as f:
             if "model_config" not in f.attrs or "model_weights" not in f:
-                raise SchemaError(f"{src}: no model_config attribute or model_weights group: not a full Keras 2 model",
-                                  "save it with Keras 2's model.save('model.h5'), or give model json + weights")
+                raise SchemaError(
+                    f"{src}: no model_config attribute or model_weights group: not a full Keras 2 model",
+                    "save it with Keras 2's model.save('model.h5'), or give model json + weights",
+                )
             return json.loads(_text(f.attrs["model_config"])), _read_weights(f["model_weights"]), "h5"
     raise SchemaError(f"{src}: unknown model file type {src.suffix!r}", "give a .json (+ weights .h5) or a full .h5")
 
@@ -114,7 +123,9 @@ def _chain(config: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
     cls, conf = config.get("class_name"), config.get("config", {})
     layers = list(conf.get("layers", [])) if isinstance(conf, dict) else []
     if cls not in ("Sequential", "Functional", "Model") or not layers:
-        return [], [f"top-level class {cls!r} with {len(layers)} layers: expected a Keras 2 Sequential or functional Model"]
+        return [], [
+            f"top-level class {cls!r} with {len(layers)} layers: expected a Keras 2 Sequential or functional Model"
+        ]
     if cls == "Sequential":
         return layers, []
     errors = []
@@ -122,8 +133,10 @@ def _chain(config: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
         nodes = layer.get("inbound_nodes") or []
         inbound = [t[0] for node in nodes for t in node] if nodes and isinstance(nodes[0], list) else None
         if inbound != [prev.get("name", prev["config"].get("name"))]:
-            errors.append(f"layer {layer['config'].get('name')!r}: inbound {inbound}: only single-input chains "
-                          "(each layer fed by the one before) are supported")
+            errors.append(
+                f"layer {layer['config'].get('name')!r}: inbound {inbound}: only single-input chains "
+                "(each layer fed by the one before) are supported"
+            )
     return layers, errors
 
 
@@ -150,7 +163,9 @@ class _Plan:
         return m
 
 
-def plan(config: dict[str, Any], weights: dict[str, dict[str, np.ndarray]], input_quantizer: str | None = None) -> _Plan:
+def plan(
+    config: dict[str, Any], weights: dict[str, dict[str, np.ndarray]], input_quantizer: str | None = None
+) -> _Plan:
     """Map every layer and quantizer (all problems collected) and the weights to load."""
     p = _Plan()
     layers, p.errors = _chain(config)
@@ -186,9 +201,11 @@ def plan(config: dict[str, Any], weights: dict[str, dict[str, np.ndarray]], inpu
         else:
             _weighted(p, name, cls, conf, weights.get(name, {}))
     if len(p.specs) < 2 or p.specs[1]["kind"] != "quantizer":
-        p.errors.append("the first layer after the input is not a QActivation: the input grid (precision) is "
-                        "undefined, so no firmware can be bit-exact (pass input_quantizer, e.g. "
-                        "'quantized_bits(16,6)', to put one in front)")
+        p.errors.append(
+            "the first layer after the input is not a QActivation: the input grid (precision) is "
+            "undefined, so no firmware can be bit-exact (pass input_quantizer, e.g. "
+            "'quantized_bits(16,6)', to put one in front)"
+        )
     return p
 
 
@@ -198,13 +215,18 @@ def _weighted(p: _Plan, name: str, cls: str, conf: dict[str, Any], arrays: dict[
     if cls == "QDense":
         spec["units"] = int(conf["units"])
     else:
-        spec.update(filters=int(conf["filters"]), kernel_size=list(conf["kernel_size"]), strides=list(conf.get("strides", (1, 1))),
-                    padding=conf.get("padding", "valid"))
+        spec.update(
+            filters=int(conf["filters"]),
+            kernel_size=list(conf["kernel_size"]),
+            strides=list(conf.get("strides", (1, 1))),
+            padding=conf.get("padding", "valid"),
+        )
         if conf.get("data_format") not in (None, "channels_last"):
             p.errors.append(f"layer {name!r}: data_format {conf.get('data_format')!r} (channels_last only)")
         if tuple(conf.get("dilation_rate", (1, 1))) != (1, 1) or int(conf.get("groups", 1)) != 1:
-            p.errors.append(f"layer {name!r}: dilation_rate {conf.get('dilation_rate')} / groups {conf.get('groups')} "
-                            "(1 only)")
+            p.errors.append(
+                f"layer {name!r}: dilation_rate {conf.get('dilation_rate')} / groups {conf.get('groups')} (1 only)"
+            )
     roles = [("kernel", "kernel_quantizer")] + ([("bias", "bias_quantizer")] if use_bias else [])
     for wname, key in roles:
         if conf.get(key) is None:
@@ -232,15 +254,18 @@ def _unsupported(src: Path, errors: list[str]) -> UnsupportedError:
     listing = "\n  - ".join(errors)
     supported = "; ".join(f"{k} ({v})" for k, v in SUPPORTED_LAYERS.items())
     quantizers = "; ".join(f"{k} ({v})" for k, v in SUPPORTED_QUANTIZERS.items())
-    return UnsupportedError(f"{src}: {len(errors)} unsupported item(s) in the QKeras model:\n  - {listing}",
-                            f"supported layers: {supported}. Supported quantizers: {quantizers}. "
-                            "See docs/interop-qkeras.md")
+    return UnsupportedError(
+        f"{src}: {len(errors)} unsupported item(s) in the QKeras model:\n  - {listing}",
+        f"supported layers: {supported}. Supported quantizers: {quantizers}. See docs/interop-qkeras.md",
+    )
 
 
 # --------------------------------------------------------------------------- import
 
 
-def import_legacy(src: Path, weights: Path | None, out_model: Path, *, input_quantizer: str | None = None) -> dict[str, Any]:
+def import_legacy(
+    src: Path, weights: Path | None, out_model: Path, *, input_quantizer: str | None = None
+) -> dict[str, Any]:
     """Rebuild a Keras 2 QKeras model on Keras 3 (hgq2's qkeras layers) and save it to `out_model`.
 
     Returns the input shape and format, the layers, the quantizers mapped (QKeras -> hgq2) and the
@@ -256,7 +281,7 @@ def import_legacy(src: Path, weights: Path | None, out_model: Path, *, input_qua
     p = plan(config, arrays, input_quantizer)
     if p.errors:
         raise _unsupported(src, p.errors)
-    with tempfile.TemporaryDirectory(prefix="tml-qkeras-") as tmp:
+    with scratch_dir() as tmp:
         tmp = Path(tmp)
         (tmp / "spec.json").write_text(json.dumps(p.specs))
         np.savez(tmp / "weights.npz", **p.weights)
@@ -267,14 +292,26 @@ def import_legacy(src: Path, weights: Path | None, out_model: Path, *, input_qua
             dest.write_bytes(built.read_bytes())
     q_in = p.specs[1]["q"]
     return {
-        "source": str(src), "weights": str(weights) if weights else None, "format": fmt,
-        "keras_version": config.get("keras_version"), "model": str(out_model),
+        "source": str(src),
+        "weights": str(weights) if weights else None,
+        "format": fmt,
+        "keras_version": config.get("keras_version"),
+        "model": str(out_model),
         "input_shape": p.specs[0]["shape"],
-        "input_format": {"signed": q_in["keep_negative"], "integer": q_in["integer"],
-                         "frac": q_in["bits"] - q_in["integer"], "round": "RND_CONV", "overflow": "SAT"},
-        "layers": p.layers, "quantizers": p.quantizers, "predictions": check,
-        "notes": ["QKeras rounds half to even (RND_CONV); da4ml 0.5 traces TRN/RND only, so the RTL level is "
-                  "skipped for these models (compile records it); the HLS C simulation is checked exactly"],
+        "input_format": {
+            "signed": q_in["keep_negative"],
+            "integer": q_in["integer"],
+            "frac": q_in["bits"] - q_in["integer"],
+            "round": "RND_CONV",
+            "overflow": "SAT",
+        },
+        "layers": p.layers,
+        "quantizers": p.quantizers,
+        "predictions": check,
+        "notes": [
+            "QKeras rounds half to even (RND_CONV): hls4ml has it (AP_RND_CONV) and compile gives da4ml "
+            "exact tie detection for it (trigger_ml.compile.rounding), so every level is checked"
+        ],
         "seconds": round(time.perf_counter() - t0, 2),
     }
 
@@ -284,20 +321,20 @@ def _run_child(tmp: Path) -> None:
     root = str(Path(__file__).resolve().parents[2])  # this trigger_ml, not another install
     env["PYTHONPATH"] = os.pathsep.join([root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    r = subprocess.run([sys.executable, "-m", "trigger_ml.interop.qkeras_legacy", str(tmp)],
-                       capture_output=True, text=True, env=env)
+    r = subprocess.run(
+        [sys.executable, "-m", "trigger_ml.interop.qkeras_legacy", str(tmp)], capture_output=True, text=True, env=env
+    )
     if r.returncode != 0 or not (tmp / "model.keras").exists():
-        raise ToolError(f"rebuilding the QKeras model with hgq2 failed:\n{r.stderr[-3000:]}",
-                        "check the hgq2 install (`python -c 'import qkeras.qlayers'`) and the layer list above")
+        raise ToolError(
+            f"rebuilding the QKeras model with hgq2 failed:\n{r.stderr[-3000:]}",
+            "check the hgq2 install (`python -c 'import qkeras.qlayers'`) and the layer list above",
+        )
 
 
 def _check_predictions(model_file: Path, pred: Path) -> dict[str, Any] | None:
     if not pred.exists():
         return None
-    from trigger_ml.train.fit import load_model
-    from trigger_ml.verify.levels import QuantizedModel
-
-    with np.load(pred) as d:
+    with np.load(pred, allow_pickle=False) as d:
         if "x" not in d or "y" not in d:
             raise SchemaError(f"{pred}: needs arrays x (inputs) and y (outputs); has {sorted(d.files)}")
         x, y = np.asarray(d["x"], np.float64), np.asarray(d["y"], np.float64)
@@ -305,12 +342,12 @@ def _check_predictions(model_file: Path, pred: Path) -> dict[str, Any] | None:
     y = y.reshape(len(y), -1)
     if got.shape != y.shape:
         raise SchemaError(f"{pred}: y has shape {y.shape}, the model gives {got.shape}")
-    bad = np.flatnonzero(np.any(got != y, axis=1))
-    if len(bad):
-        i = int(bad[0])
-        raise MismatchError(f"{pred}: the rebuilt model differs from the shipped predictions on {len(bad)}/{len(y)} "
-                            f"events; first event {i}: expected {y[i].tolist()} got {got[i].tolist()}",
-                            "check that the file's quantizers are the ones it was trained and evaluated with")
+    require_equal(
+        got,
+        y,
+        f"{pred}: the rebuilt model differs from the shipped predictions",
+        "check that the file's quantizers are the ones it was trained and evaluated with",
+    )
     return {"file": str(pred), "events": int(len(y)), "mismatched": 0, "exact": True}
 
 
@@ -334,12 +371,24 @@ def _build(tmp: Path) -> None:
         elif s["kind"] == "flatten":
             layer = keras.layers.Flatten(name=s["name"])
         elif s["kind"] == "dense":
-            layer = QDense(s["units"], use_bias=s["use_bias"], name=s["name"], kernel_quantizer=quantized_bits(**s["kq"]),
-                           **({"bias_quantizer": quantized_bits(**s["bq"])} if s["use_bias"] else {}))
+            layer = QDense(
+                s["units"],
+                use_bias=s["use_bias"],
+                name=s["name"],
+                kernel_quantizer=quantized_bits(**s["kq"]),
+                **({"bias_quantizer": quantized_bits(**s["bq"])} if s["use_bias"] else {}),
+            )
         else:
-            layer = QConv2D(s["filters"], tuple(s["kernel_size"]), strides=tuple(s["strides"]), padding=s["padding"],
-                            use_bias=s["use_bias"], name=s["name"], kernel_quantizer=quantized_bits(**s["kq"]),
-                            **({"bias_quantizer": quantized_bits(**s["bq"])} if s["use_bias"] else {}))
+            layer = QConv2D(
+                s["filters"],
+                tuple(s["kernel_size"]),
+                strides=tuple(s["strides"]),
+                padding=s["padding"],
+                use_bias=s["use_bias"],
+                name=s["name"],
+                kernel_quantizer=quantized_bits(**s["kq"]),
+                **({"bias_quantizer": quantized_bits(**s["bq"])} if s["use_bias"] else {}),
+            )
         x = layer(x)
         made.append((s, layer))
     model = keras.Model(inp, x, name="qkeras_import")

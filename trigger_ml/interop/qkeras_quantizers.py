@@ -37,28 +37,66 @@ import numpy as np
 
 # parameter order of Google QKeras's constructors (positional arguments in string configs)
 _PARAMS: dict[str, tuple[str, ...]] = {
-    "quantized_bits": ("bits", "integer", "symmetric", "keep_negative", "alpha", "use_stochastic_rounding",
-                       "scale_axis", "qnoise_factor", "var_name", "use_ste", "use_variables",
-                       "elements_per_scale", "min_po2_exponent", "max_po2_exponent", "post_training_scale"),
-    "quantized_relu": ("bits", "integer", "use_sigmoid", "negative_slope", "use_stochastic_rounding",
-                       "relu_upper_bound", "is_quantized_clip", "qnoise_factor", "var_name", "use_ste",
-                       "use_variables"),
+    "quantized_bits": (
+        "bits",
+        "integer",
+        "symmetric",
+        "keep_negative",
+        "alpha",
+        "use_stochastic_rounding",
+        "scale_axis",
+        "qnoise_factor",
+        "var_name",
+        "use_ste",
+        "use_variables",
+        "elements_per_scale",
+        "min_po2_exponent",
+        "max_po2_exponent",
+        "post_training_scale",
+    ),
+    "quantized_relu": (
+        "bits",
+        "integer",
+        "use_sigmoid",
+        "negative_slope",
+        "use_stochastic_rounding",
+        "relu_upper_bound",
+        "is_quantized_clip",
+        "qnoise_factor",
+        "var_name",
+        "use_ste",
+        "use_variables",
+    ),
 }
 _DEFAULTS: dict[str, dict[str, Any]] = {
-    "quantized_bits": {"bits": 8, "integer": 0, "symmetric": 0, "keep_negative": True, "alpha": None,
-                       "use_stochastic_rounding": False, "qnoise_factor": 1.0},
-    "quantized_relu": {"bits": 8, "integer": 0, "use_sigmoid": 0, "negative_slope": 0.0,
-                       "use_stochastic_rounding": False, "relu_upper_bound": None, "is_quantized_clip": True,
-                       "qnoise_factor": 1.0},
+    "quantized_bits": {
+        "bits": 8,
+        "integer": 0,
+        "symmetric": 0,
+        "keep_negative": True,
+        "alpha": None,
+        "use_stochastic_rounding": False,
+        "qnoise_factor": 1.0,
+    },
+    "quantized_relu": {
+        "bits": 8,
+        "integer": 0,
+        "use_sigmoid": 0,
+        "negative_slope": 0.0,
+        "use_stochastic_rounding": False,
+        "relu_upper_bound": None,
+        "is_quantized_clip": True,
+        "qnoise_factor": 1.0,
+    },
 }
 # parameters that only affect training (gradients, variables) or naming: ignored
 _INFERENCE_IRRELEVANT = {"var_name", "use_ste", "use_variables", "scale_axis"}
 
 SUPPORTED_QUANTIZERS: dict[str, str] = {
     "quantized_bits": "bits >= 2 (>= 1 unsigned), any integer, symmetric 0/1, keep_negative; alpha None or 1 "
-                      "(weights also a power of two, baked); no stochastic rounding, qnoise_factor 1",
+    "(weights also a power of two, baked); no stochastic rounding, qnoise_factor 1",
     "quantized_relu": "bits, integer; use_sigmoid=0, negative_slope=0, no stochastic rounding, qnoise_factor 1, "
-                      "relu_upper_bound only with is_quantized_clip=True (where QKeras ignores it)",
+    "relu_upper_bound only with is_quantized_clip=True (where QKeras ignores it)",
 }
 
 
@@ -75,8 +113,10 @@ class Mapped:
 
     def describe(self) -> str:
         h = self.hgq2
-        base = (f"hgq2 quantized_bits({h['bits']}, {h['integer']}, symmetric={h['symmetric']}, "
-                f"keep_negative={h['keep_negative']})")
+        base = (
+            f"hgq2 quantized_bits({h['bits']}, {h['integer']}, symmetric={h['symmetric']}, "
+            f"keep_negative={h['keep_negative']})"
+        )
         return base + (f" on weights baked as {self.weight_scale:g} * Q(w)" if self.weight_scale != 1.0 else "")
 
 
@@ -104,7 +144,11 @@ def parse(conf: Any) -> tuple[str, dict[str, Any]]:
 
 
 def spelled(name: str, args: dict[str, Any]) -> str:
-    shown = {k: v for k, v in args.items() if k not in _INFERENCE_IRRELEVANT and _DEFAULTS.get(name, {}).get(k, object()) != v}
+    shown = {
+        k: v
+        for k, v in args.items()
+        if k not in _INFERENCE_IRRELEVANT and _DEFAULTS.get(name, {}).get(k, object()) != v
+    }
     core = [str(args.get("bits")), str(args.get("integer"))] if name in _PARAMS else []
     rest = [f"{k}={v!r}" for k, v in shown.items() if k not in ("bits", "integer")]
     return f"{name}({', '.join(core + rest)})"
@@ -150,7 +194,11 @@ def map_quantizer(conf: Any, *, on_weights: bool) -> tuple[Mapped | None, list[s
         if bits < 1:
             why.append("bits must be >= 1")
         hgq2 = {"bits": bits, "integer": integer, "symmetric": False, "keep_negative": False}
-        return (None, [f"{text}: {w}" for w in why]) if why else (Mapped(text, hgq2, 1.0, {**a, "keep_negative": False}), [])
+        return (
+            (None, [f"{text}: {w}" for w in why])
+            if why
+            else (Mapped(text, hgq2, 1.0, {**a, "keep_negative": False}), [])
+        )
     k = bool(a.get("keep_negative"))
     if bits - k < 1:
         why.append("a 1-bit signed quantized_bits is QKeras's binary sign (+-1), not a fixed-point grid")
@@ -159,11 +207,15 @@ def map_quantizer(conf: Any, *, on_weights: bool) -> tuple[Mapped | None, list[s
             why.append(f"{extra} is only used with alpha='auto_po2'")
     alpha, scale = a.get("alpha"), 1.0
     if isinstance(alpha, str):
-        why.append(f"alpha={alpha!r} computes a data-dependent scale per channel: re-export with alpha=1 "
-                   "(or None), or with the quantized weights baked in")
+        why.append(
+            f"alpha={alpha!r} computes a data-dependent scale per channel: re-export with alpha=1 "
+            "(or None), or with the quantized weights baked in"
+        )
     elif not _is_one(alpha):
         if not on_weights:
-            why.append(f"alpha={alpha} on an activation scales after quantizing (alpha * Q(x)): no hgq2 quantizer equals it")
+            why.append(
+                f"alpha={alpha} on an activation scales after quantizing (alpha * Q(x)): no hgq2 quantizer equals it"
+            )
         elif _po2_exponent(alpha) is None:
             why.append(f"alpha={alpha} is not a power of two: alpha * Q(w) is off every fixed-point grid")
         else:

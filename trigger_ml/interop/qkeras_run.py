@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from trigger_ml.atomic import atomic_dir
 from trigger_ml.errors import SchemaError
-from trigger_ml.interop.rundir import card_dict
+from trigger_ml.fixed import Fixed, Grid
+from trigger_ml.interop.qkeras_legacy import import_legacy
+from trigger_ml.interop.rundir import card_dict, model_name, write_card_and_metrics
+from trigger_ml.layout import RunDir
 
 
 def _layers(info: dict[str, Any]) -> list[dict[str, Any]]:
@@ -33,29 +35,25 @@ def _layers(info: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def import_qkeras(src: Path, weights: Path | None, out: Path) -> dict[str, Any]:
-    from trigger_ml.config import load_card
-    from trigger_ml.interop.onnx_import import _name
-    from trigger_ml.interop.qkeras_legacy import import_legacy
-
-    with atomic_dir(out) as tmp:
-        info = import_legacy(src, weights, tmp / "model.keras")
+    with atomic_dir(out, marker=RunDir.MARKER) as tmp:
+        rd = RunDir(tmp)
+        info = import_legacy(src, weights, rd.model)
         shape = [int(d) for d in info["input_shape"] if d is not None]
         fmt = info.get("input_format") or {}
         if not {"integer", "frac"} <= set(fmt):
-            raise SchemaError(f"{src}: the model's input format is unknown (no input quantizer)",
-                              "give the model a quantized input (QActivation or the first layer's quantizer)")
-        grid = [{"inputs": int(np.prod(shape)), "integer": int(fmt["integer"]), "frac": int(fmt["frac"]),
-                 "signed": int(bool(fmt.get("signed", 0)))}]
-        (tmp / "card.yaml").write_text(yaml.safe_dump(card_dict(_name(src), _layers(info), src, "qkeras"),
-                                                      sort_keys=False))
-        load_card(tmp / "card.yaml")
+            raise SchemaError(
+                f"{src}: the model's input format is unknown (no input quantizer)",
+                "give the model a quantized input (QActivation or the first layer's quantizer)",
+            )
+        grid = Grid.uniform(
+            int(np.prod(shape)), Fixed(bool(fmt.get("signed", 0)), int(fmt["integer"]), int(fmt["frac"]))
+        )
         summary = {"source": str(src), "kind": "qkeras", "reference": "keras", "check": "keras", **info}
-        (tmp / "metrics.json").write_text(json.dumps({"data": {"input_shape": shape, "input_grid": grid},
-                                                      "import": summary}, indent=1, default=str))
-        f = tmp / "foreign"
-        f.mkdir()
+        write_card_and_metrics(rd, card_dict(model_name(src), _layers(info), src, "qkeras"), shape, grid, summary)
+        f = rd.foreign
+        f.root.mkdir()
         for p in (src, weights):
             if p is not None:
-                shutil.copyfile(p, f / Path(p).name)
-        (f / "qkeras_import.json").write_text(json.dumps(summary, indent=1, default=str))
+                shutil.copyfile(p, f.file(Path(p).name))
+        f.file("qkeras_import.json").write_text(json.dumps(summary, indent=1, default=str))
     return summary

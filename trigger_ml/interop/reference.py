@@ -14,13 +14,12 @@ reference's outputs on the import's test vectors).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-FOREIGN = "foreign"
-INFO = "info.json"
+from trigger_ml.layout import ForeignDir
+
 BATCH = 4096
 
 
@@ -70,7 +69,7 @@ class QonnxExecutor:
         x = np.asarray(x, np.float32).reshape(len(x), -1)
         outs = []
         for s in range(0, len(x), BATCH):
-            xb = x[s:s + BATCH]
+            xb = x[s : s + BATCH]
             if len(xb) not in self._by_n:
                 self._by_n[len(xb)] = _with_batch(self.model, len(xb))
             mw = self._by_n[len(xb)]
@@ -113,12 +112,12 @@ class OrtSession:
         return np.asarray(self.sess.run(None, {self.input: x})[0], np.float64).reshape(len(x), -1)
 
 
-def load(folder: Path):
+def load(folder: ForeignDir):
     """The reference level of a `foreign/` folder, and its info."""
     import onnx
 
-    info = json.loads((folder / INFO).read_text())
-    model = onnx.load(folder / info["file"])
+    info = json.loads(folder.info.read_text())
+    model = onnx.load(folder.file(info["file"]))
     return (QonnxExecutor(model) if info["reference"] == "qonnx" else OrtSession(model)), info
 
 

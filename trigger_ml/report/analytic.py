@@ -71,11 +71,20 @@ def estimate(model, layers: list[dict[str, Any]], reuse_factor: int = 1) -> dict
         has_bias = getattr(layer, "qbias", None) is not None
         tree_adders = int(np.sum(np.maximum(nz.sum(axis=0) + int(has_bias) - 1, 0)))
         lut = positions * (mult_adders * (in_bits + w_bits) + tree_adders * acc_bits) / max(1, reuse_factor)
-        per_layer.append({
-            "layer": layer.name, "class": type(layer).__name__, "weights": int(k.size), "nonzero": int(nz.sum()),
-            "sparsity": float(1 - nz.mean()), "positions": positions, "input_bits": in_bits, "weight_bits": w_bits,
-            "accum_bits": acc_bits, "multiplications": positions * int(nz.sum()),
-            "adders": positions * (mult_adders + tree_adders), "lut": float(round(lut)),
-        })
-    return {"model": MODEL, "layers": per_layer,
-            "totals": {"lut": float(sum(r["lut"] for r in per_layer))}}
+        per_layer.append(
+            {
+                "layer": layer.name,
+                "class": type(layer).__name__,
+                "weights": int(k.size),
+                "nonzero": int(nz.sum()),
+                "sparsity": float(1 - nz.mean()),
+                "positions": positions,
+                "input_bits": in_bits,
+                "weight_bits": w_bits,
+                "accum_bits": acc_bits,
+                "multiplications": positions * int(nz.sum()),
+                "adders": positions * (mult_adders + tree_adders),
+                "lut": float(round(lut)),
+            }
+        )
+    return {"model": MODEL, "layers": per_layer, "totals": {"lut": float(sum(r["lut"] for r in per_layer))}}

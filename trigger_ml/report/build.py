@@ -17,35 +17,47 @@ import time
 from pathlib import Path
 from typing import Any
 
-from trigger_ml.atomic import atomic_dir, atomic_file
-from trigger_ml.compile import manifest
-from trigger_ml.compile.cache import cache_root, digest
-from trigger_ml.compile.driver import CARD, MODEL, REFERENCE
-from trigger_ml.config import load_card
+from trigger_ml.atomic import atomic_dir
+from trigger_ml.compile import cache, manifest
+from trigger_ml.compile.cache import digest
 from trigger_ml.compile.rtl import CLOCK_UNCERTAINTY_NS
+from trigger_ml.config import load_card
+from trigger_ml.fpga import MODEL_VERSION, family_of
+from trigger_ml.layout import FirmwareDir
 from trigger_ml.report import analytic, budget, figures, plots, yosys
 from trigger_ml.timing import estimate as timing_estimate
-from trigger_ml.timing.families import MODEL_VERSION
-from trigger_ml.verify.gates import VERDICT
+from trigger_ml.train.fit import load_model
+from trigger_ml.verify.gates import VERDICT, Check
 
 log = logging.getLogger(__name__)
-REPORT_DIR = "report"
-LABELS = {"latency_cycles": "latency (cycles)", "latency_ns": "latency (ns)", "ii": "II (cycles)", "lut": "LUT",
-          "ff": "FF", "carry": "CARRY", "dsp": "DSP", "bram": "BRAM (36k)"}
+LABELS = {
+    "latency_cycles": "latency (cycles)",
+    "latency_ns": "latency (ns)",
+    "ii": "II (cycles)",
+    "lut": "LUT",
+    "ff": "FF",
+    "carry": "CARRY",
+    "dsp": "DSP",
+    "bram": "BRAM (36k)",
+}
 
 
 def synthesize_cached(rtl_dir: Path, part: str) -> tuple[dict[str, Any], bool]:
     """yosys synthesis of `rtl_dir`, from the cache when the RTL and the command are unchanged."""
     src = Path(rtl_dir) / "src"
     files = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix in (".v", ".sv", ".mem"))
-    key = digest(*(b for p in files for b in (p.relative_to(src).as_posix(), p.read_bytes())),
-                 yosys.family(part), yosys.SCRIPT_VERSION, MODEL_VERSION, part)[:32]
-    hit = cache_root() / "yosys" / f"{key}.json"
-    if hit.exists():
+    key = digest(
+        *(b for p in files for b in (p.relative_to(src).as_posix(), p.read_bytes())),
+        family_of(part).name,
+        yosys.SCRIPT_VERSION,
+        MODEL_VERSION,
+        part,
+    )[:32]
+    hit = cache.root().yosys(key)
+    if cache.get(hit) is not None:
         return json.loads(hit.read_text()), True
     syn = yosys.synthesize(rtl_dir, part)
-    with atomic_file(hit) as tmp:
-        tmp.write_text(json.dumps(syn, indent=1))
+    cache.put_text(json.dumps(syn, indent=1), hit)
     return syn, False
 
 
@@ -56,55 +68,100 @@ def build(fw_dir: str | Path, synth: bool = True) -> dict[str, Any]:
 
 def _build(fw_dir: Path, synth: bool) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The report dict and the full yosys result (per-stage cells, for synth.json and the plot)."""
-    from trigger_ml.train.fit import load_model
-
-    fw = Path(fw_dir)
-    m = manifest.read(fw)
-    card = load_card(fw / CARD)
+    fw = FirmwareDir(fw_dir)
+    m = manifest.read(fw.root)
+    card = load_card(fw.card)
     clock = card.firmware.clock_ns
     t0 = time.perf_counter()
-    est = analytic.estimate(load_model(fw / MODEL), m["layers"], card.firmware.reuse_factor)
+    est = analytic.estimate(load_model(fw.model), m["layers"], card.firmware.reuse_factor)
     syn, cached = (None, False)
     if synth and m["rtl"].get("written"):
-        syn, cached = synthesize_cached(fw / "rtl", card.firmware.part)
-    best = figures.best(fw, clock, syn, est)
-    timing = (timing_estimate.estimate(syn, clock, CLOCK_UNCERTAINTY_NS, int(m["rtl"]["estimate"]["stages"]), fw)
-              if syn else None)
+        syn, cached = synthesize_cached(fw.rtl, card.firmware.part)
+    best = figures.best(fw.root, clock, syn, est)
+    timing = (
+        timing_estimate.estimate(syn, clock, CLOCK_UNCERTAINTY_NS, int(m["rtl"]["estimate"]["stages"]), fw.root)
+        if syn
+        else None
+    )
     if timing and best.get("latency_ns", figures.Figure(0, "")).source == "da4ml RTL structure":
-        verdict = "every stage expected to meet it" if timing["met"] else f"NOT expected to meet it: {timing['worst_stage']}"
-        best["latency_ns"] = figures.Figure(best["latency_ns"].value, best["latency_ns"].source,
-                                            f"{timing['cycles']} cycles x {clock:g} ns target clock; {verdict} "
-                                            f"({timing['source']}, est. Fmax {timing['fmax_mhz']:g} MHz)")
+        verdict = (
+            "every stage expected to meet it" if timing["met"] else f"NOT expected to meet it: {timing['worst_stage']}"
+        )
+        best["latency_ns"] = figures.Figure(
+            best["latency_ns"].value,
+            best["latency_ns"].source,
+            f"{timing['cycles']} cycles x {clock:g} ns target clock; {verdict} "
+            f"({timing['source']}, est. Fmax {timing['fmax_mhz']:g} MHz)",
+        )
     checks = budget.check(card.budget, best)
-    metrics_file = fw / REFERENCE / "metrics.json"
-    metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+    metrics = json.loads(fw.metrics.read_text()) if fw.metrics.exists() else {}
     weights = sum(r["weights"] for r in est["layers"])
     nonzero = sum(r["nonzero"] for r in est["layers"])
     rep = {
         "model": card.name,
-        "firmware_dir": str(fw),
-        "target": {"part": card.firmware.part, "clock_ns": clock, "strategy": card.firmware.strategy,
-                   "backend": card.firmware.backend, "io_type": card.firmware.io_type},
+        "firmware_dir": str(fw.root),
+        "target": {
+            "part": card.firmware.part,
+            "clock_ns": clock,
+            "strategy": card.firmware.strategy,
+            "backend": card.firmware.backend,
+            "io_type": card.firmware.io_type,
+        },
         "figures": {q: f.to_dict() for q, f in best.items()},
-        "budget": [{"check": c.name, "ok": c.ok, "value": c.value, "limit": c.limit, "source": c.detail} for c in checks],
+        "budget": [
+            {"check": c.name, "ok": c.ok, "value": c.value, "limit": c.limit, "source": c.detail} for c in checks
+        ],
         "budget_ok": all(c.ok is not False for c in checks),
         "timing": timing,
         "sources": {
-            "vendor": {q: f.to_dict() for q, f in figures.vendor(fw, clock).items()},
-            "yosys": ({k: syn[k] for k in ("tool", "command", "family", "totals", "seconds")} |
-                      {"cached": cached, "stages": [{k: s.get(k) for k in ("module", "lut", "ff", "carry", "dsp", "bram",
-                                                                       "depth_cells", "lut_by_size", "timing")} for s in syn["stages"]]})
-            if syn else None,
+            "vendor": {q: f.to_dict() for q, f in figures.vendor(fw.root, clock).items()},
+            "yosys": (
+                {k: syn[k] for k in ("tool", "command", "family", "totals", "seconds")}
+                | {
+                    "cached": cached,
+                    "stages": [
+                        {
+                            k: s.get(k)
+                            for k in (
+                                "module",
+                                "lut",
+                                "ff",
+                                "carry",
+                                "dsp",
+                                "bram",
+                                "depth_cells",
+                                "lut_by_size",
+                                "timing",
+                            )
+                        }
+                        for s in syn["stages"]
+                    ],
+                }
+            )
+            if syn
+            else None,
             "da4ml": m["rtl"].get("estimate") if m["rtl"].get("written") else None,
             "analytic": {"model": est["model"], "totals": est["totals"]},
         },
         "layers": est["layers"],
         "precisions": m["layers"],
-        "sparsity": {"weights": weights, "nonzero": nonzero, "fraction_pruned": 1 - nonzero / weights if weights else 0.0},
+        "sparsity": {
+            "weights": weights,
+            "nonzero": nonzero,
+            "fraction_pruned": 1 - nonzero / weights if weights else 0.0,
+        },
         "physics": {k: metrics[k] for k in ("quantized", "float", "delta") if k in metrics},
         "seconds": round(time.perf_counter() - t0, 2),
     }
     return rep, syn
+
+
+def budget_verdict(fw_dir: str | Path, synth: bool = True) -> list[Check]:
+    """The budget verdict of a compiled model, as the report gives it: the card's limits against the
+    best figures available (vendor > yosys, synthesised now when missing and `synth` > da4ml >
+    analytic), each check naming its figure's source. `trigger-ml verify` and `run` both ask here."""
+    rep = build(fw_dir, synth)
+    return [Check(c["check"], c["ok"], c["value"], c["limit"], c["source"]) for c in rep["budget"]]
 
 
 def md_table(head: list[str], rows: list[list[Any]]) -> str:
@@ -127,61 +184,168 @@ def _physics_rows(phys: dict[str, Any]) -> list[tuple[str, str, str]]:
     for cls, v in q.get("per_class", {}).items():
         fv = f.get("per_class", {}).get(cls, {})
         rows.append((f"{cls} AUC", _fmt(v["auc"]), _fmt(fv.get("auc", float("nan")))))
-        rows.append((f"{cls} TPR at FPR 1e-3", _fmt(v["tpr_at_fpr_1e-3"]), _fmt(fv.get("tpr_at_fpr_1e-3", float("nan")))))
+        rows.append(
+            (f"{cls} TPR at FPR 1e-3", _fmt(v["tpr_at_fpr_1e-3"]), _fmt(fv.get("tpr_at_fpr_1e-3", float("nan"))))
+        )
     return rows
 
 
 def _tables(rep: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
     """(title, header, rows) of every table, shared by the Markdown and the HTML."""
     t = rep["target"]
-    out = [("Latency and resources", ["quantity", "value", "source", "note"],
-            [[LABELS[q], _fmt(f["value"]), f["source"], f.get("note", "")] for q, f in rep["figures"].items()])]
-    out.append(("Budget (model card)", ["check", "value", "limit", "result", "source"],
-                [[c["check"], _fmt(c["value"]) if c["value"] is not None else "", _fmt(c["limit"]) if c["limit"] is not None else "",
-                  "**FAIL**" if c["ok"] is False else VERDICT[c["ok"]], c["source"]] for c in rep["budget"]]))
+    out = [
+        (
+            "Latency and resources",
+            ["quantity", "value", "source", "note"],
+            [[LABELS[q], _fmt(f["value"]), f["source"], f.get("note", "")] for q, f in rep["figures"].items()],
+        )
+    ]
+    out.append(
+        (
+            "Budget (model card)",
+            ["check", "value", "limit", "result", "source"],
+            [
+                [
+                    c["check"],
+                    _fmt(c["value"]) if c["value"] is not None else "",
+                    _fmt(c["limit"]) if c["limit"] is not None else "",
+                    "**FAIL**" if c["ok"] is False else VERDICT[c["ok"]],
+                    c["source"],
+                ]
+                for c in rep["budget"]
+            ],
+        )
+    )
     syn = rep["sources"]["yosys"]
     if syn:
-        out.append((f"Pipeline stages (yosys {syn['command']}, {syn['seconds']:.0f} s{', cached' if syn['cached'] else ''})",
-                    ["stage", "LUT", "CARRY", "longest path (cells)", "LUT levels", "carry bits", "est. delay (ns)"],
-                    [[s["module"], _fmt(s["lut"]), _fmt(s["carry"]), _fmt(s["depth_cells"]),
-                      *((_fmt(s["timing"]["lut_levels"]), _fmt(s["timing"]["carry_bits"]), f"{s['timing']['delay_ns']:.2f}")
-                        if s.get("timing") else ("", "", ""))] for s in syn["stages"]]))
+        out.append(
+            (
+                f"Pipeline stages (yosys {syn['command']}, {syn['seconds']:.0f} s{', cached' if syn['cached'] else ''})",
+                ["stage", "LUT", "CARRY", "longest path (cells)", "LUT levels", "carry bits", "est. delay (ns)"],
+                [
+                    [
+                        s["module"],
+                        _fmt(s["lut"]),
+                        _fmt(s["carry"]),
+                        _fmt(s["depth_cells"]),
+                        *(
+                            (
+                                _fmt(s["timing"]["lut_levels"]),
+                                _fmt(s["timing"]["carry_bits"]),
+                                f"{s['timing']['delay_ns']:.2f}",
+                            )
+                            if s.get("timing")
+                            else ("", "", "")
+                        ),
+                    ]
+                    for s in syn["stages"]
+                ],
+            )
+        )
     tm = rep.get("timing")
     if tm:
-        out.append((f"Timing (estimate: {tm['model']} delay model on the yosys netlist, docs/timing.md)",
-                    ["target clock", "worst stage", "est. delay", "LUT levels", "carry bits", "est. Fmax", "cycles",
-                     "latency at target", "target met (est.)"],
-                    [[f"{tm['clock_ns']:g} ns", tm["worst_stage"], f"{tm['worst_stage_delay_ns']:.2f} ns",
-                      tm["worst_stage_lut_levels"], tm["worst_stage_carry_bits"], f"{tm['fmax_mhz']:.0f} MHz",
-                      tm["cycles"], f"{tm['latency_ns']:g} ns", "yes" if tm["met"] else "**NO**"]]))
+        out.append(
+            (
+                f"Timing (estimate: {tm['model']} delay model on the yosys netlist, docs/timing.md)",
+                [
+                    "target clock",
+                    "worst stage",
+                    "est. delay",
+                    "LUT levels",
+                    "carry bits",
+                    "est. Fmax",
+                    "cycles",
+                    "latency at target",
+                    "target met (est.)",
+                ],
+                [
+                    [
+                        f"{tm['clock_ns']:g} ns",
+                        tm["worst_stage"],
+                        f"{tm['worst_stage_delay_ns']:.2f} ns",
+                        tm["worst_stage_lut_levels"],
+                        tm["worst_stage_carry_bits"],
+                        f"{tm['fmax_mhz']:.0f} MHz",
+                        tm["cycles"],
+                        f"{tm['latency_ns']:g} ns",
+                        "yes" if tm["met"] else "**NO**",
+                    ]
+                ],
+            )
+        )
         if tm.get("vendor"):
             v = tm["vendor"]
-            out.append(("Timing (vendor report, takes precedence)", ["source", "WNS", "critical path", "Fmax", "met",
-                                                                      "model / vendor"],
-                        [[v["source"], f"{v['wns_ns']:.3f} ns", f"{v['critical_path_ns']:.3f} ns",
-                          f"{v['fmax_mhz']:.0f} MHz", "yes" if v["met"] else "**NO**", f"{tm['model_over_vendor']:.3f}"]]))
+            out.append(
+                (
+                    "Timing (vendor report, takes precedence)",
+                    ["source", "WNS", "critical path", "Fmax", "met", "model / vendor"],
+                    [
+                        [
+                            v["source"],
+                            f"{v['wns_ns']:.3f} ns",
+                            f"{v['critical_path_ns']:.3f} ns",
+                            f"{v['fmax_mhz']:.0f} MHz",
+                            "yes" if v["met"] else "**NO**",
+                            f"{tm['model_over_vendor']:.3f}",
+                        ]
+                    ],
+                )
+            )
     da = rep["sources"]["da4ml"]
     if da:
         out.append(("da4ml estimate", ["LUT", "FF", "stages"], [[_fmt(da["lut"]), _fmt(da["ff"]), _fmt(da["stages"])]]))
-    out.append((f"Layers (analytic estimate: {rep['sources']['analytic']['model']})",
-                ["layer", "weights", "non-zero", "pruned", "in/w/acc bits", "multiplications", "LUT (est.)"],
-                [[r["layer"], _fmt(r["weights"]), _fmt(r["nonzero"]), f"{100 * r['sparsity']:.0f}%",
-                  f"{r['input_bits']}/{r['weight_bits']}/{r['accum_bits']}", _fmt(r["multiplications"]), _fmt(r["lut"])]
-                 for r in rep["layers"]]))
-    out.append(("Precisions (hls4ml, derived from the quantized model)", ["layer", "class", "result", "weight", "accum"],
-                [[r["layer"], r["class"], r["result"], r.get("weight", ""), r.get("accum", "")] for r in rep["precisions"]]))
+    out.append(
+        (
+            f"Layers (analytic estimate: {rep['sources']['analytic']['model']})",
+            ["layer", "weights", "non-zero", "pruned", "in/w/acc bits", "multiplications", "LUT (est.)"],
+            [
+                [
+                    r["layer"],
+                    _fmt(r["weights"]),
+                    _fmt(r["nonzero"]),
+                    f"{100 * r['sparsity']:.0f}%",
+                    f"{r['input_bits']}/{r['weight_bits']}/{r['accum_bits']}",
+                    _fmt(r["multiplications"]),
+                    _fmt(r["lut"]),
+                ]
+                for r in rep["layers"]
+            ],
+        )
+    )
+    out.append(
+        (
+            "Precisions (hls4ml, derived from the quantized model)",
+            ["layer", "class", "result", "weight", "accum"],
+            [[r["layer"], r["class"], r["result"], r.get("weight", ""), r.get("accum", "")] for r in rep["precisions"]],
+        )
+    )
     phys = _physics_rows(rep["physics"])
     if phys:
-        out.append(("Physics from training (test split; quantized vs float twin)", ["metric", "quantized", "float"],
-                    [list(r) for r in phys]))
-    out.insert(0, ("Target", ["part", "clock", "strategy", "backend", "io"],
-                   [[t["part"], f"{t['clock_ns']:g} ns", t["strategy"], t["backend"], t["io_type"]]]))
+        out.append(
+            (
+                "Physics from training (test split; quantized vs float twin)",
+                ["metric", "quantized", "float"],
+                [list(r) for r in phys],
+            )
+        )
+    out.insert(
+        0,
+        (
+            "Target",
+            ["part", "clock", "strategy", "backend", "io"],
+            [[t["part"], f"{t['clock_ns']:g} ns", t["strategy"], t["backend"], t["io_type"]]],
+        ),
+    )
     return out
 
 
 def markdown(rep: dict[str, Any], plot_files: list[str]) -> str:
-    lines = [f"# {rep['model']}: firmware report", "",
-             "Every figure names its source: vendor report > yosys synthesis > da4ml estimate > analytic estimate.", ""]
+    lines = [
+        f"# {rep['model']}: firmware report",
+        "",
+        "Every figure names its source: vendor report > yosys synthesis > da4ml estimate > analytic estimate.",
+        "",
+    ]
     for title, head, rows in _tables(rep):
         lines += [f"## {title}", "", md_table(head, rows)]
     lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plot_files]
@@ -189,14 +353,18 @@ def markdown(rep: dict[str, Any], plot_files: list[str]) -> str:
 
 
 def to_html(rep: dict[str, Any], plot_dir: Path, plot_files: list[str]) -> str:
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(rep['model'])} report</title>",
-             "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;margin:8px 0}"
-             "td,th{border:1px solid #bbb;padding:3px 8px;font-size:13px}th{background:#eee}img{max-width:100%;margin:6px 0}"
-             ".fail{color:#b00;font-weight:bold}</style></head><body>",
-             f"<h1>{html.escape(rep['model'])}: firmware report</h1>",
-             "<p>Every figure names its source: vendor report &gt; yosys synthesis &gt; da4ml estimate &gt; analytic estimate.</p>"]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(rep['model'])} report</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;margin:8px 0}"
+        "td,th{border:1px solid #bbb;padding:3px 8px;font-size:13px}th{background:#eee}img{max-width:100%;margin:6px 0}"
+        ".fail{color:#b00;font-weight:bold}</style></head><body>",
+        f"<h1>{html.escape(rep['model'])}: firmware report</h1>",
+        "<p>Every figure names its source: vendor report &gt; yosys synthesis &gt; da4ml estimate &gt; analytic estimate.</p>",
+    ]
     for title, head, rows in _tables(rep):
-        parts.append(f"<h2>{html.escape(title)}</h2><table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>")
+        parts.append(
+            f"<h2>{html.escape(title)}</h2><table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"
+        )
         for r in rows:
             cells = []
             for c in r:
@@ -208,33 +376,41 @@ def to_html(rep: dict[str, Any], plot_dir: Path, plot_files: list[str]) -> str:
     parts.append("<h2>Plots</h2>")
     for p in plot_files:
         data = base64.b64encode((plot_dir.parent / p).read_bytes()).decode()
-        parts.append(f"<figure><img alt='{html.escape(p)}' src='data:image/png;base64,{data}'><figcaption>{html.escape(p)}</figcaption></figure>")
+        parts.append(
+            f"<figure><img alt='{html.escape(p)}' src='data:image/png;base64,{data}'><figcaption>{html.escape(p)}</figcaption></figure>"
+        )
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
 def write(fw_dir: str | Path, synth: bool = True) -> dict[str, Any]:
     """Build the report and write `<fw>/report/` atomically; returns the report dict."""
-    fw = Path(fw_dir)
-    rep, syn = _build(fw, synth)
-    with atomic_dir(fw / REPORT_DIR) as tmp:
+    fw = FirmwareDir(fw_dir)
+    rep, syn = _build(fw.root, synth)
+    with atomic_dir(fw.report, marker=fw.report_json.name) as tmp:
         pdir = tmp / "plots"
         pdir.mkdir()
-        files = [plots.resources_per_layer({"layers": rep["layers"]}, rep["model"], pdir / "resources_per_layer.png"),
-                 plots.bit_widths(rep["precisions"], rep["model"], pdir / "bit_widths.png")]
+        files = [
+            plots.resources_per_layer({"layers": rep["layers"]}, rep["model"], pdir / "resources_per_layer.png"),
+            plots.bit_widths(rep["precisions"], rep["model"], pdir / "bit_widths.png"),
+        ]
         if syn is not None:
             files.append(plots.stage_depth(syn, rep["target"]["clock_ns"], rep["model"], pdir / "pipeline_stages.png"))
-            (tmp / "synth.json").write_text(json.dumps(syn, indent=1))
-        (tmp / "analytic.json").write_text(json.dumps({"model": analytic.MODEL, "layers": rep["layers"],
-                                                        "totals": rep["sources"]["analytic"]["totals"]}, indent=1))
-        for png in sorted((fw / REFERENCE / "plots").glob("*.png")):  # training: ROC / anomaly ROCs, loss, weights
+            (tmp / fw.synth.name).write_text(json.dumps(syn, indent=1))
+        (tmp / fw.analytic.name).write_text(
+            json.dumps(
+                {"model": analytic.MODEL, "layers": rep["layers"], "totals": rep["sources"]["analytic"]["totals"]},
+                indent=1,
+            )
+        )
+        for png in sorted(fw.training_plots.glob("*.png")):  # training: ROC / anomaly ROCs, loss, weights
             shutil.copyfile(png, pdir / f"training_{png.name}")
             files.append(pdir / f"training_{png.name}")
         rel = [p.relative_to(tmp).as_posix() for p in files]
         rep["plots"] = rel
-        (tmp / "report.json").write_text(json.dumps(rep, indent=1))
-        (tmp / "report.md").write_text(markdown(rep, rel))
-        (tmp / "report.html").write_text(to_html(rep, pdir, rel))
+        (tmp / fw.report_json.name).write_text(json.dumps(rep, indent=1))
+        (tmp / fw.report_md.name).write_text(markdown(rep, rel))
+        (tmp / fw.report_html.name).write_text(to_html(rep, pdir, rel))
     return rep
 
 
@@ -245,10 +421,24 @@ def menu(reports: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     for r in reports:
         f = r["figures"]
         q = r["physics"].get("quantized", {})
-        phys = (f"AUC {q['auc']:.3f}" if "auc" in q else
-                ", ".join(f"{c} {v['auc']:.2f}" for c, v in q.get("per_class", {}).items()))
-        g = lambda k: _fmt(f[k]["value"]) if k in f else "n/a"  # noqa: E731
+        phys = (
+            f"AUC {q['auc']:.3f}"
+            if "auc" in q
+            else ", ".join(f"{c} {v['auc']:.2f}" for c, v in q.get("per_class", {}).items())
+        )
+        g = lambda k, f=f: _fmt(f[k]["value"]) if k in f else "n/a"  # noqa: E731
         lat = f"{g('latency_ns')} ns / {g('latency_cycles')} cyc"
-        rows.append([r["model"], g("lut"), g("ff"), g("dsp"), lat, g("ii"), "pass" if r["budget_ok"] else "FAIL", phys,
-                     f.get("lut", {}).get("source", "n/a")])
+        rows.append(
+            [
+                r["model"],
+                g("lut"),
+                g("ff"),
+                g("dsp"),
+                lat,
+                g("ii"),
+                "pass" if r["budget_ok"] else "FAIL",
+                phys,
+                f.get("lut", {}).get("source", "n/a"),
+            ]
+        )
     return head, rows

@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from trigger_ml.compile import manifest
+from trigger_ml.layout import FirmwareDir
 
 QUANTITIES = ("latency_cycles", "latency_ns", "ii", "lut", "ff", "dsp", "bram", "carry")
-SYNTH_FILE = "report/synth.json"
-ANALYTIC_FILE = "report/analytic.json"
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,7 @@ def _num(text: Any) -> float | None:
 
 def vendor(fw_dir: Path, clock_ns: float) -> dict[str, Figure]:
     """Figures from Vitis/Vivado HLS reports under `hls/`, if the vendor tool ran."""
-    hls_dir = Path(fw_dir) / "hls"
+    hls_dir = FirmwareDir(fw_dir).hls
     if not any(hls_dir.glob("*_prj/*/syn/report/*_csynth.xml")):
         return {}
     import hls4ml
@@ -73,12 +72,16 @@ def vendor(fw_dir: Path, clock_ns: float) -> dict[str, Figure]:
 
 
 def yosys(fw_dir: Path, syn: dict[str, Any] | None = None) -> dict[str, Figure]:
-    p = Path(fw_dir) / SYNTH_FILE
+    p = FirmwareDir(fw_dir).synth
     if syn is None and not p.exists():
         return {}
     syn = syn if syn is not None else json.loads(p.read_text())
     src = f"yosys synthesis ({syn.get('command', 'synth_xilinx')})"
-    return {q: Figure(float(syn["totals"][q]), src) for q in ("lut", "ff", "dsp", "bram", "carry") if q in syn.get("totals", {})}
+    return {
+        q: Figure(float(syn["totals"][q]), src)
+        for q in ("lut", "ff", "dsp", "bram", "carry")
+        if q in syn.get("totals", {})
+    }
 
 
 def da4ml(fw_dir: Path, clock_ns: float) -> dict[str, Figure]:
@@ -94,22 +97,26 @@ def da4ml(fw_dir: Path, clock_ns: float) -> dict[str, Figure]:
         "dsp": Figure(0.0, src, "none by construction (adder graphs)"),
         "bram": Figure(0.0, src, "none by construction"),
         "latency_cycles": Figure(cycles, rtl_src, "register stages of the pipelined Verilog"),
-        "latency_ns": Figure(cycles * clock_ns, rtl_src,
-                             f"{cycles:g} cycles x {clock_ns:g} ns target clock (assumes every stage meets it)"),
+        "latency_ns": Figure(
+            cycles * clock_ns,
+            rtl_src,
+            f"{cycles:g} cycles x {clock_ns:g} ns target clock (assumes every stage meets it)",
+        ),
         "ii": Figure(1.0, rtl_src, "fully pipelined: a new event every clock"),
     }
 
 
 def analytic(fw_dir: Path, est: dict[str, Any] | None = None) -> dict[str, Figure]:
-    p = Path(fw_dir) / ANALYTIC_FILE
+    p = FirmwareDir(fw_dir).analytic
     if est is None and not p.exists():
         return {}
     est = est if est is not None else json.loads(p.read_text())
     return {q: Figure(float(v), "analytic estimate", est.get("model", "")) for q, v in est.get("totals", {}).items()}
 
 
-def best(fw_dir: Path, clock_ns: float, synth: dict[str, Any] | None = None,
-         estimate: dict[str, Any] | None = None) -> dict[str, Figure]:
+def best(
+    fw_dir: Path, clock_ns: float, synth: dict[str, Any] | None = None, estimate: dict[str, Any] | None = None
+) -> dict[str, Figure]:
     """The best available figure per quantity (vendor > yosys > da4ml > analytic); `synth` and
     `estimate` are given while a report is being written, else read from `report/`."""
     out: dict[str, Figure] = {}

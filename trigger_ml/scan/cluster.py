@@ -25,8 +25,9 @@ def _dask():
     try:
         from dask import distributed
     except ImportError as exc:
-        raise TriggerMLError("trigger-ml scan needs dask.distributed, which is not installed",
-                             "pip install 'trigger-ml[scan]'") from exc
+        raise TriggerMLError(
+            "trigger-ml scan needs dask.distributed, which is not installed", "pip install 'trigger-ml[scan]'"
+        ) from exc
     return distributed
 
 
@@ -44,25 +45,35 @@ def client(scheduler: str, n_workers: int) -> Iterator[Any]:
         logging.getLogger("distributed").setLevel(logging.WARNING)
         logging.getLogger("distributed.nanny").setLevel(logging.ERROR)  # "still alive after 4 s, killing" at close
     if scheduler == "local":
-        with distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                      dashboard_address=None) as cluster, distributed.Client(cluster) as c:
+        with (
+            distributed.LocalCluster(
+                n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
+            ) as cluster,
+            distributed.Client(cluster) as c,
+        ):
             yield c
         return
     try:
         c = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT_S)
     except (OSError, TimeoutError, ValueError) as exc:
-        raise TriggerMLError(f"cannot reach the dask scheduler at {scheduler}: {exc}",
-                             "start one with `dask scheduler` and workers with `dask worker <address> --nthreads 1`, "
-                             "or scan on this machine with --scheduler local") from exc
+        raise TriggerMLError(
+            f"cannot reach the dask scheduler at {scheduler}: {exc}",
+            "start one with `dask scheduler` and workers with `dask worker <address> --nthreads 1`, "
+            "or scan on this machine with --scheduler local",
+        ) from exc
     with c:
         if not c.scheduler_info().get("workers"):
             log.info("scheduler %s has no workers yet: points wait until one connects", scheduler)
         yield c
 
 
-def run_all(c, fn: Callable[[dict[str, Any]], dict[str, Any]], jobs: list[dict[str, Any]],
-            failed: Callable[[dict[str, Any], BaseException], dict[str, Any]],
-            on_result: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
+def run_all(
+    c,
+    fn: Callable[[dict[str, Any]], dict[str, Any]],
+    jobs: list[dict[str, Any]],
+    failed: Callable[[dict[str, Any], BaseException], dict[str, Any]],
+    on_result: Callable[[dict[str, Any]], None],
+) -> list[dict[str, Any]]:
     """Submit every job, call `on_result` as each finishes (a lost worker becomes a failed result)."""
     distributed = _dask()
     futures = {c.submit(fn, job, key=f"point-{job['id']}", pure=False): job for job in jobs}

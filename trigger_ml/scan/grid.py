@@ -39,8 +39,10 @@ def field_of(key: str) -> tuple[str, str]:
     if key.count(".") == 1:
         sec, name = key.split(".")
         return sec, name
-    raise TriggerMLError(f"unknown grid key {key!r}",
-                         f"use one of {', '.join(GRID_KEYS)} or a card field as section.field (e.g. training.batch_size)")
+    raise TriggerMLError(
+        f"unknown grid key {key!r}",
+        f"use one of {', '.join(GRID_KEYS)} or a card field as section.field (e.g. training.batch_size)",
+    )
 
 
 def _value(text: str) -> Any:
@@ -69,7 +71,7 @@ def parse_grid(specs: list[str]) -> dict[str, list[Any]]:
 
 
 def parse_point(spec: str) -> dict[str, Any]:
-    """"bits=3,strategy=bogus" -> one extra point {"bits": 3, "strategy": "bogus"}."""
+    """ "bits=3,strategy=bogus" -> one extra point {"bits": 3, "strategy": "bogus"}."""
     out: dict[str, Any] = {}
     for part in spec.split(","):
         key, sep, value = part.partition("=")
@@ -96,8 +98,9 @@ class Point:
         out: dict[str, dict[str, Any]] = {}
         for key, value in self.params:
             sec, name = field_of(key)
-            out.setdefault(sec, {})[name] = VALUE_ALIASES.get((sec, name), {}).get(value, value) \
-                if isinstance(value, str) else value
+            out.setdefault(sec, {})[name] = (
+                VALUE_ALIASES.get((sec, name), {}).get(value, value) if isinstance(value, str) else value
+            )
         return out
 
 

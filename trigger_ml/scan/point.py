@@ -1,4 +1,5 @@
-"""One scan point, run on a dask worker: card -> train -> compile -> verify -> report -> result.json.
+"""One scan point, run on a dask worker: its card through the model stages of `pipeline.STAGES`
+(train, compile, verify, report), then result.json.
 
 Everything a worker needs travels in a plain dict of strings and numbers (`PointJob`), so any
 worker that has trigger-ml installed and sees the same file system (the scan directory and the
@@ -16,8 +17,6 @@ import traceback
 from pathlib import Path
 from typing import Any, TypedDict
 
-RESULT = "result.json"
-
 
 class PointJob(TypedDict):
     id: str
@@ -26,10 +25,7 @@ class PointJob(TypedDict):
     card_name: str
     data: str  # data file (HDF5/NPZ/ROOT), visible to the worker
     dir: str  # this point's directory
-    n_verify: int
-    fuzz: int
-    rtl: bool
-    synth: bool
+    options: dict[str, Any]  # pipeline.StageOptions as a dict
     threads: int
 
 
@@ -54,17 +50,23 @@ def run_point(job: PointJob) -> dict[str, Any]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from trigger_ml import pipeline as P
     from trigger_ml.atomic import atomic_file
+    from trigger_ml.layout import PointDir
     from trigger_ml.progress import console
 
     console.quiet = True  # many workers share a terminal: the scan's own bar reports progress
     logging.getLogger("trigger_ml").setLevel(logging.WARNING)
     for noisy in ("tensorflow", "absl", "h5py", "numba"):  # as progress.setup_logging does for `run`
         logging.getLogger(noisy).setLevel(logging.ERROR)
-    pdir = Path(job["dir"])
-    pdir.mkdir(parents=True, exist_ok=True)
-    run_dir, fw_dir = pdir / "run", pdir / "firmware"
-    result: dict[str, Any] = {"id": job["id"], "params": dict(job["params"]), "status": "running",
-                              "worker": os.uname().nodename, "seconds": {}}
+    pdir = PointDir(job["dir"])
+    pdir.root.mkdir(parents=True, exist_ok=True)
+    run_dir, fw_dir = pdir.run, pdir.firmware
+    result: dict[str, Any] = {
+        "id": job["id"],
+        "params": dict(job["params"]),
+        "status": "running",
+        "worker": os.uname().nodename,
+        "seconds": {},
+    }
     stage = "card"
     t = time.perf_counter()
 
@@ -75,28 +77,30 @@ def run_point(job: PointJob) -> dict[str, Any]:
 
     try:
         from trigger_ml.compile.hls import check_strategy
-        from trigger_ml.data import read_dataset
 
         card = point_card(job)
         check_strategy(card.firmware.strategy)
-        result["card"] = {"weight_bits": card.quantization.weight_bits, "sparsity": card.pruning.default,
-                          "strategy": card.firmware.strategy, "reuse_factor": card.firmware.reuse_factor,
-                          "clock_ns": card.firmware.clock_ns}
+        result["card"] = {
+            "weight_bits": card.quantization.weight_bits,
+            "sparsity": card.pruning.default,
+            "strategy": card.firmware.strategy,
+            "reuse_factor": card.firmware.reuse_factor,
+            "clock_ns": card.firmware.clock_ns,
+        }
         stage = "data"
-        ds = read_dataset(job["data"])
+        pjob = P.Job(
+            card,
+            Path(job["data"]),
+            run_dir,
+            fw_dir,
+            P.StageOptions(**job["options"]),
+        )
+        pjob.dataset()
         done("data")
-        stage = "train"
-        P.train_stage(card, ds, run_dir)
-        done("train")
-        stage = "compile"
-        P.compile_stage(run_dir, fw_dir, rtl=job["rtl"])
-        done("compile")
-        stage = "verify"
-        P.verify_stage(fw_dir, run_dir, ds, job["n_verify"], job["fuzz"], rtl=job["rtl"])
-        done("verify")
-        stage = "report"
-        P.report_stage(fw_dir, job["synth"])
-        done("report")
+        for st in P.model_stages():
+            stage = st.name
+            st.run(pjob)
+            done(st.name)
         result.update(status="ok", **P.summary_row(run_dir, fw_dir))
     except Exception as exc:  # noqa: BLE001 - a point's failure is data for the scan, not a crash
         from trigger_ml.errors import TriggerMLError
@@ -104,8 +108,8 @@ def run_point(job: PointJob) -> dict[str, Any]:
         what = exc.what if isinstance(exc, TriggerMLError) else str(exc)
         fix = exc.fix if isinstance(exc, TriggerMLError) else None
         result.update(status="failed", error={"stage": stage, "type": type(exc).__name__, "message": what, "fix": fix})
-        with atomic_file(pdir / "error.txt") as tmp:
+        with atomic_file(pdir.error) as tmp:
             tmp.write_text(traceback.format_exc())
-    with atomic_file(pdir / RESULT) as tmp:
+    with atomic_file(pdir.result) as tmp:
         tmp.write_text(json.dumps(result, indent=1, default=str))
     return result

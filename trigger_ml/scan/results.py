@@ -12,8 +12,24 @@ import csv
 from pathlib import Path
 from typing import Any
 
-COLUMNS = ("id", "params", "status", "physics", "physics_float", "auc", "auc_float", "exact", "latency_cycles",
-           "latency_ns", "lut", "ff", "dsp", "lut_source", "pareto", "error")
+COLUMNS = (
+    "id",
+    "params",
+    "status",
+    "physics",
+    "physics_float",
+    "auc",
+    "auc_float",
+    "exact",
+    "latency_cycles",
+    "latency_ns",
+    "lut",
+    "ff",
+    "dsp",
+    "lut_source",
+    "pareto",
+    "error",
+)
 
 
 def physics_of(row: dict[str, Any]) -> tuple[str, float | None, float | None]:
@@ -23,11 +39,17 @@ def physics_of(row: dict[str, Any]) -> tuple[str, float | None, float | None]:
         return "physics", None, None
     q, f = phys["quantized"], phys["float"]
     if "efficiency_at_baseline_fake_rate" in q:
-        return ("efficiency at the baseline's fake rate", q["efficiency_at_baseline_fake_rate"],
-                f.get("efficiency_at_baseline_fake_rate"))
+        return (
+            "efficiency at the baseline's fake rate",
+            q["efficiency_at_baseline_fake_rate"],
+            f.get("efficiency_at_baseline_fake_rate"),
+        )
     if "per_class" in q:
-        return ("smallest anomaly-class AUC", min(v["auc"] for v in q["per_class"].values()),
-                min(v["auc"] for v in f["per_class"].values()))
+        return (
+            "smallest anomaly-class AUC",
+            min(v["auc"] for v in q["per_class"].values()),
+            min(v["auc"] for v in f["per_class"].values()),
+        )
     return "physics", None, None
 
 
@@ -48,14 +70,26 @@ def table(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         mismatched = sum(e["mismatched"] for e in exact)
         lut, lut_src = _fig(r, "lut")
         err = r.get("error")
-        rows.append({
-            "id": r["id"], "params": " ".join(f"{k}={v}" for k, v in r["params"].items()), "status": r["status"],
-            "physics": phys, "physics_float": phys_f, "auc": q.get("auc"), "auc_float": f.get("auc"),
-            "exact": (f"{compared - mismatched}/{compared}" if exact else ""),
-            "latency_cycles": _fig(r, "latency_cycles")[0], "latency_ns": _fig(r, "latency_ns")[0],
-            "lut": lut, "ff": _fig(r, "ff")[0], "dsp": _fig(r, "dsp")[0], "lut_source": lut_src, "pareto": False,
-            "error": f"{err['stage']}: {err['type']}: {err['message']}" if err else "",
-        })
+        rows.append(
+            {
+                "id": r["id"],
+                "params": " ".join(f"{k}={v}" for k, v in r["params"].items()),
+                "status": r["status"],
+                "physics": phys,
+                "physics_float": phys_f,
+                "auc": q.get("auc"),
+                "auc_float": f.get("auc"),
+                "exact": (f"{compared - mismatched}/{compared}" if exact else ""),
+                "latency_cycles": _fig(r, "latency_cycles")[0],
+                "latency_ns": _fig(r, "latency_ns")[0],
+                "lut": lut,
+                "ff": _fig(r, "ff")[0],
+                "dsp": _fig(r, "dsp")[0],
+                "lut_source": lut_src,
+                "pareto": False,
+                "error": f"{err['stage']}: {err['type']}: {err['message']}" if err else "",
+            }
+        )
     for i in pareto_front(rows):
         rows[i]["pareto"] = True
     return rows
@@ -64,12 +98,22 @@ def table(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def pareto_front(rows: list[dict[str, Any]]) -> list[int]:
     """Indices of the points no other point beats: physics at least as good for at most the LUTs,
     one of them strictly (exact points only: a mismatch is not a design)."""
-    ok = [i for i, r in enumerate(rows) if r["status"] == "ok" and r["physics"] is not None and r["lut"] is not None
-          and r["exact"] and r["exact"].split("/")[0] == r["exact"].split("/")[1]]
+    ok = [
+        i
+        for i, r in enumerate(rows)
+        if r["status"] == "ok"
+        and r["physics"] is not None
+        and r["lut"] is not None
+        and r["exact"]
+        and r["exact"].split("/")[0] == r["exact"].split("/")[1]
+    ]
 
     def beats(a: dict[str, Any], b: dict[str, Any]) -> bool:
-        return (a["physics"] >= b["physics"] and a["lut"] <= b["lut"]
-                and (a["physics"] > b["physics"] or a["lut"] < b["lut"]))
+        return (
+            a["physics"] >= b["physics"]
+            and a["lut"] <= b["lut"]
+            and (a["physics"] > b["physics"] or a["lut"] < b["lut"])
+        )
 
     return [i for i in ok if not any(beats(rows[j], rows[i]) for j in ok if j != i)]
 
@@ -97,8 +141,16 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
 def markdown(rows: list[dict[str, Any]], physics_name: str, title: str) -> str:
     from trigger_ml.report.build import md_table
 
-    head = ["point", "status", physics_name + " (quantized / float)", "exact", "latency", "LUT / FF / DSP",
-            "LUT source", "Pareto"]
+    head = [
+        "point",
+        "status",
+        physics_name + " (quantized / float)",
+        "exact",
+        "latency",
+        "LUT / FF / DSP",
+        "LUT source",
+        "Pareto",
+    ]
     body = []
     for r in rows:
         phys = f"{_cell(r['physics'])} / {_cell(r['physics_float'])}" if r["physics"] is not None else ""
@@ -123,8 +175,16 @@ def plot(rows: list[dict[str, Any]], physics_name: str, title: str, path: Path) 
     front = sorted((r for r in pts if r["pareto"]), key=lambda r: r["lut"])
     if front:
         ax.step([r["lut"] for r in front], [r["physics"] for r in front], where="post", color="tab:red", lw=1, zorder=2)
-        ax.scatter([r["lut"] for r in front], [r["physics"] for r in front], s=180, facecolors="none",
-                   edgecolors="tab:red", lw=1.5, zorder=4, label="Pareto-optimal")
+        ax.scatter(
+            [r["lut"] for r in front],
+            [r["physics"] for r in front],
+            s=180,
+            facecolors="none",
+            edgecolors="tab:red",
+            lw=1.5,
+            zorder=4,
+            label="Pareto-optimal",
+        )
         ax.legend(loc="lower right")
     for r in pts:
         ax.annotate(r["params"], (r["lut"], r["physics"]), textcoords="offset points", xytext=(5, 5), fontsize=7)

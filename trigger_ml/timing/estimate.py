@@ -9,24 +9,30 @@ import re
 from pathlib import Path
 from typing import Any
 
-VIVADO_TIMING = "rtl/output_model/reports/model_post_route_timing.rpt"  # da4ml's build_vivado_prj.tcl
+from trigger_ml.layout import FirmwareDir
 
 
 def vivado(fw_dir: Path, clock_ns: float) -> dict[str, Any] | None:
     """WNS of Vivado's post-route timing summary of the da4ml RTL, when Vivado ran it."""
-    p = Path(fw_dir) / VIVADO_TIMING
+    p = FirmwareDir(fw_dir).vivado_timing  # written by da4ml's build_vivado_prj.tcl
     if not p.exists():
         return None
     m = re.search(r"WNS\(ns\)\s+TNS\(ns\).*?\n\s*-+.*?\n\s*(-?[\d.]+)", p.read_text(), re.S)
     if not m:
         return None
     wns = float(m.group(1))
-    return {"source": f"vendor report (Vivado post-route timing, {VIVADO_TIMING})", "wns_ns": wns,
-            "critical_path_ns": round(clock_ns - wns, 4), "fmax_mhz": round(1000.0 / (clock_ns - wns), 1), "met": wns >= 0}
+    return {
+        "source": f"vendor report (Vivado post-route timing, {p.relative_to(fw_dir)})",
+        "wns_ns": wns,
+        "critical_path_ns": round(clock_ns - wns, 4),
+        "fmax_mhz": round(1000.0 / (clock_ns - wns), 1),
+        "met": wns >= 0,
+    }
 
 
-def estimate(syn: dict[str, Any], clock_ns: float, uncertainty_ns: float, cycles: int,
-             fw_dir: Path | None = None) -> dict[str, Any] | None:
+def estimate(
+    syn: dict[str, Any], clock_ns: float, uncertainty_ns: float, cycles: int, fw_dir: Path | None = None
+) -> dict[str, Any] | None:
     """Timing figures from a `yosys.synthesize` result (None when it has no delay model). When
     Vivado's post-route timing of the RTL exists under `fw_dir`, its Fmax and met/not take
     precedence and the model's error against it is given (`vendor`, `model_over_vendor`)."""

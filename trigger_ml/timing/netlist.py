@@ -1,5 +1,5 @@
 """Longest register-to-register path of a synthesised netlist (yosys `write_json`), in LUT
-levels, carry bits and nanoseconds under a family's delay model (`families.Family`).
+levels, carry bits and nanoseconds under a family's delay model (`fpga.Delays`).
 
 Sources of a path: module input ports (a pipeline stage's inputs are the previous stage's
 registers) and flip-flop Q outputs, both at t_clk_q. Sinks: module output ports and flip-flop
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trigger_ml.errors import UnsupportedError
-from trigger_ml.timing.families import Family
+from trigger_ml.fpga import Delays
 
 LUTS = {"LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6"}
 INV = "INV"  # yosys leaves inverters that Vivado folds into the LUT or carry input: free, transparent
@@ -69,8 +69,15 @@ class Path:
     names: tuple[str, ...] = ()  # and their names in the netlist
 
     def to_dict(self) -> dict[str, Any]:
-        return {"delay_ns": round(self.ns, 4), "lut_levels": self.lut_levels, "carry_bits": self.carry_bits,
-                "net_hops": self.net_hops, "start": self.start, "end": self.end, "cells": " > ".join(self.cells)}
+        return {
+            "delay_ns": round(self.ns, 4),
+            "lut_levels": self.lut_levels,
+            "carry_bits": self.carry_bits,
+            "net_hops": self.net_hops,
+            "start": self.start,
+            "end": self.end,
+            "cells": " > ".join(self.cells),
+        }
 
 
 def _bits(conn: list[Any]) -> list[int | None]:
@@ -78,7 +85,7 @@ def _bits(conn: list[Any]) -> list[int | None]:
 
 
 class _Walker:
-    def __init__(self, module: dict[str, Any], fam: Family) -> None:
+    def __init__(self, module: dict[str, Any], fam: Delays) -> None:
         self.fam = fam
         self.cells = module.get("cells", {})
         self.driver: dict[int, tuple[str, str, int]] = {}
@@ -92,10 +99,13 @@ class _Walker:
             t = cell["type"].lstrip("\\$")
             if t in CONSTANT_CELLS or t == "scopeinfo":  # yosys keeps $scopeinfo for flattened hierarchy
                 continue
-            if not (t in LUTS or t == INV or t in MUXES or t in FFS or t in CARRY or t in DSPS or t == "CCU2C") or \
-                    (t in DSPS and fam.t_dsp is None):
-                raise UnsupportedError(f"the timing model has no delay figures for cell type {t!r}",
-                                       "add its arcs to trigger_ml/timing/netlist.py with their source")
+            if not (t in LUTS or t == INV or t in MUXES or t in FFS or t in CARRY or t in DSPS or t == "CCU2C") or (
+                t in DSPS and fam.t_dsp is None
+            ):
+                raise UnsupportedError(
+                    f"the timing model has no delay figures for cell type {t!r}",
+                    "add its arcs to trigger_ml/timing/netlist.py with their source",
+                )
             for port, conn in cell["connections"].items():
                 if self._is_output(t, port, cell):
                     for i, b in enumerate(_bits(conn)):
@@ -130,8 +140,11 @@ class _Walker:
             i_bits = _bits(self.cells[drv[0]]["connections"].get("I", []))
             drv = self.driver.get(i_bits[0]) if i_bits and i_bits[0] is not None else None
         dt = self._type(drv[0]) if drv else ""
-        local = ((into == "mux" and dt in LUTS | MUXES) or (into == "carry_in" and dt in LUTS)
-                 or (into == "carry_chain" and (dt in CARRY or dt == "CCU2C")))
+        local = (
+            (into == "mux" and dt in LUTS | MUXES)
+            or (into == "carry_in" and dt in LUTS)
+            or (into == "carry_chain" and (dt in CARRY or dt == "CCU2C"))
+        )
         if local:
             return a
         return Arrival(a.ns + self.fam.t_net, a.luts, a.carry_bits, a.hops + 1, a.start, a.cell, a.prev)
@@ -171,15 +184,24 @@ class _Walker:
             width, in_ports, cin_ports, _, _ = CARRY[t]
             cin = list(cin_ports)
             j = idx
-            per_bit = {i: [b for p in in_ports for b in _bits(conn.get(p, []))[i:i + 1]] for i in range(width)}
+            per_bit = {i: [b for p in in_ports for b in _bits(conn.get(p, []))[i : i + 1]] for i in range(width)}
             sum_out = port == "O"
         cands = []
         for i in range(j + 1):
             for b in per_bit.get(i, []):
                 a = self._hop(b, "carry_in" if t in CARRY else "routed")  # CCU2C has its own LUTs: inputs are routed
                 if a is not NONE:
-                    cands.append(Arrival(a.ns + f.t_carry_entry + f.t_carry_bit * (j - i), a.luts,
-                                         a.carry_bits + j - i + 1, a.hops, a.start, cname, a))
+                    cands.append(
+                        Arrival(
+                            a.ns + f.t_carry_entry + f.t_carry_bit * (j - i),
+                            a.luts,
+                            a.carry_bits + j - i + 1,
+                            a.hops,
+                            a.start,
+                            cname,
+                            a,
+                        )
+                    )
         for p in cin:
             for b in _bits(conn.get(p, [])):
                 a = self._hop(b, "carry_chain")
@@ -196,12 +218,17 @@ class _Walker:
                 out += [(b, f"{pname}[{i}]") for i, b in enumerate(port["bits"]) if isinstance(b, int)]
         for cname, cell in self.cells.items():
             if self._type(cname) in FFS:
-                out += [(b, cname) for p, conn in cell["connections"].items() if not self._is_output(self._type(cname), p, cell)
-                        and p not in ("C", "CLK") for b in _bits(conn) if b is not None]
+                out += [
+                    (b, cname)
+                    for p, conn in cell["connections"].items()
+                    if not self._is_output(self._type(cname), p, cell) and p not in ("C", "CLK")
+                    for b in _bits(conn)
+                    if b is not None
+                ]
         return out
 
 
-def longest_path(netlist: dict[str, Any], top: str, fam: Family) -> Path | None:
+def longest_path(netlist: dict[str, Any], top: str, fam: Delays) -> Path | None:
     """The slowest source-to-sink path of module `top` of a yosys JSON netlist (None: no path)."""
     mods = netlist.get("modules", {})
     module = mods.get(top) or mods.get(f"\\{top}")
@@ -222,8 +249,16 @@ def longest_path(netlist: dict[str, Any], top: str, fam: Family) -> Path | None:
                 while x is not None and x.cell:
                     cells.append(x.cell)
                     x = x.prev
-                best = Path(ns, a.luts, a.carry_bits, a.hops, a.start, name, tuple(w._type(c) for c in reversed(cells)),
-                            tuple(reversed(cells)))
+                best = Path(
+                    ns,
+                    a.luts,
+                    a.carry_bits,
+                    a.hops,
+                    a.start,
+                    name,
+                    tuple(w._type(c) for c in reversed(cells)),
+                    tuple(reversed(cells)),
+                )
         return best
     finally:
         sys.setrecursionlimit(old)

@@ -4,7 +4,7 @@ da4ml places a register wherever an operation's ready time (`Op.latency`, in wha
 trace used) would cross a multiple of `latency_cutoff`. Its own units are adder levels (or
 carry blocks): they ignore the LUT level and the routed hop every adder costs, and the relu
 and mux levels between adders. Here every operation's ready time is recomputed in ns from the
-family's figures (`families.Family`) with da4ml's own rule (an operation that would cross a
+family's figures (`fpga.Delays`) with da4ml's own rule (an operation that would cross a
 stage boundary starts at the boundary), and da4ml's `to_pipeline` cuts at the stage budget:
 clock x (1 - margin) - uncertainty - clock-to-Q - setup - the hop into the next register.
 Without retiming, so no stage's modelled delay exceeds the budget.
@@ -17,7 +17,7 @@ from math import ceil
 from typing import Any
 
 from trigger_ml.errors import UnsupportedError
-from trigger_ml.timing.families import Family
+from trigger_ml.fpga import Delays
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ def _width(qint) -> int:
     return max(1, int(k) + int(i) + int(f))
 
 
-def op_delay(op, ops, fam: Family) -> float:
+def op_delay(op, ops, fam: Delays) -> float:
     """Modelled delay (ns) of one da4ml operation, from its operands' ready time to its own."""
     code, w = op.opcode, _width(op.qint)
     lut = fam.lut_level_ns()
@@ -53,8 +53,9 @@ def op_delay(op, ops, fam: Family) -> float:
     if code == 8:  # lookup table: a LUT, plus a mux level per extra input bit
         b_in = _width(ops[op.id0].qint)
         return lut + max(0, b_in - fam.lut_inputs) * (fam.t_mux + fam.t_net)
-    raise UnsupportedError(f"the timing model has no delay for da4ml opcode {code}",
-                           "add it to trigger_ml/timing/pipeline.py:op_delay")
+    raise UnsupportedError(
+        f"the timing model has no delay for da4ml opcode {code}", "add it to trigger_ml/timing/pipeline.py:op_delay"
+    )
 
 
 def _operands(op) -> list[int]:
@@ -68,11 +69,13 @@ def _operands(op) -> list[int]:
     return [i for i in ids if i >= 0]
 
 
-def retime_ns(comb, fam: Family, budget_ns: float):
+def retime_ns(comb, fam: Delays, budget_ns: float):
     """`comb` with every op's latency in ns under the model, registers at multiples of `budget_ns`."""
     if budget_ns <= 0:
-        raise UnsupportedError(f"the clock leaves no time for logic under the {fam.name} delay model "
-                               f"(stage budget {budget_ns:.3f} ns)", "use a longer clock_ns in the model card")
+        raise UnsupportedError(
+            f"the clock leaves no time for logic under the {fam.name} delay model (stage budget {budget_ns:.3f} ns)",
+            "use a longer clock_ns in the model card",
+        )
     ops = list(comb.ops)
     lat: list[float] = []
     for op in ops:
@@ -84,14 +87,21 @@ def retime_ns(comb, fam: Family, budget_ns: float):
             # one) overruns its stage, and the report's estimate then says the clock is not met
             t = ceil(base / budget_ns - 1e-9) * budget_ns + d
             if d > budget_ns:
-                log.warning("da4ml op %d (opcode %d, %d bits) takes %.2f ns under the %s model, more than the stage "
-                            "budget %.2f ns: its stage will not meet the clock", len(lat), op.opcode,
-                            _width(op.qint), d, fam.name, budget_ns)
+                log.warning(
+                    "da4ml op %d (opcode %d, %d bits) takes %.2f ns under the %s model, more than the stage "
+                    "budget %.2f ns: its stage will not meet the clock",
+                    len(lat),
+                    op.opcode,
+                    _width(op.qint),
+                    d,
+                    fam.name,
+                    budget_ns,
+                )
         lat.append(t)
     return comb._replace(ops=[op._replace(latency=t) for op, t in zip(ops, lat)])
 
 
-def pipeline(comb, fam: Family, clock_ns: float, uncertainty_ns: float) -> tuple[Any, dict[str, Any]]:
+def pipeline(comb, fam: Delays, clock_ns: float, uncertainty_ns: float) -> tuple[Any, dict[str, Any]]:
     """da4ml `Pipeline` of `comb` for the clock under the model, and what was decided."""
     from da4ml.trace.pipeline import to_pipeline
 
@@ -99,6 +109,10 @@ def pipeline(comb, fam: Family, clock_ns: float, uncertainty_ns: float) -> tuple
     timed = retime_ns(comb, fam, budget)
     pipe = to_pipeline(timed, budget, retiming=False, verbose=False)
     stage_ns = [float(max(st.latency, default=0.0)) - i * budget for i, st in enumerate(pipe.solutions)]
-    return pipe, {"model": fam.name, "stage_budget_ns": round(budget, 4), "stages": len(pipe.solutions),
-                  "stage_delay_ns": [round(max(0.0, v), 4) for v in stage_ns],
-                  "comb_delay_ns": round(float(max(timed.latency, default=0.0)), 4)}
+    return pipe, {
+        "model": fam.name,
+        "stage_budget_ns": round(budget, 4),
+        "stages": len(pipe.solutions),
+        "stage_delay_ns": [round(max(0.0, v), 4) for v in stage_ns],
+        "comb_delay_ns": round(float(max(timed.latency, default=0.0)), 4),
+    }

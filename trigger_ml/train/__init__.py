@@ -1,11 +1,10 @@
 """Stage 2, train: quantization-aware training and pruning of the models in models/.
 
-TensorFlow is told to use one inter-op thread before it is imported: with more, hgq2's
-in-graph range tracking races and the same seed no longer gives the same weights.
+TensorFlow's thread settings (one inter-op thread: with more, hgq2's in-graph range tracking
+races and the same seed no longer gives the same weights) are made in `trigger_ml/__init__.py`,
+before anything imports TensorFlow.
 """
 
-import os
+from trigger_ml import quiet_tensorflow
 
-os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+quiet_tensorflow()

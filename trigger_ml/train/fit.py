@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 import yaml
 
-import trigger_ml.train  # noqa: F401
 from trigger_ml.atomic import atomic_dir
 from trigger_ml.config import ModelCard
 from trigger_ml.data.dataset import Dataset
 from trigger_ml.errors import SchemaError
+from trigger_ml.layout import RunDir
 from trigger_ml.train import metrics as M
 from trigger_ml.train.models import (
     build_float,
@@ -67,8 +67,10 @@ def split(ds: Dataset, card: ModelCard) -> Split:
 def check_data(card: ModelCard, ds: Dataset) -> None:
     missing = [c for c in card.classes if c not in ds.class_names]
     if missing:
-        raise SchemaError(f"data has no class {missing[0]!r} needed by model {card.name!r}",
-                          f"classes present: {list(ds.class_names)}")
+        raise SchemaError(
+            f"data has no class {missing[0]!r} needed by model {card.name!r}",
+            f"classes present: {list(ds.class_names)}",
+        )
     if card.task == "classifier" and len(card.classes) != 2:
         raise SchemaError(f"{card.name}: a classifier names two classes (signal, background)")
     if card.input != "features" and ds.images.shape[1] != int(ds.meta.get("window", ds.images.shape[1])):
@@ -80,15 +82,21 @@ class _RichEpochs:
 
     def __new__(cls, description: str, epochs: int):
         import keras
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         from trigger_ml.progress import console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         class Cb(keras.callbacks.Callback):
             def on_train_begin(self, logs=None):
-                self.prog = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console,
-                                     disable=not console.is_terminal)
+                self.prog = Progress(
+                    TextColumn("[bold]{task.description}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TextColumn("{task.fields[info]}"),
+                    TimeElapsedColumn(),
+                    console=console,
+                    disable=not console.is_terminal,
+                )
                 self.prog.start()
                 self.tid = self.prog.add_task(description, total=epochs, info="")
 
@@ -113,8 +121,9 @@ def _fit(card: ModelCard, model, fit_model, data, description: str, extra_callba
     t = card.training
     (xt, yt), (xv, yv) = data
     loss = "mse" if card.task == "anomaly" else keras.losses.BinaryCrossentropy(from_logits=True)
-    fit_model.compile(optimizer=keras.optimizers.Adam(t.learning_rate), loss=loss,
-                      metrics=["mse"] if card.task == "anomaly" else None)
+    fit_model.compile(
+        optimizer=keras.optimizers.Adam(t.learning_rate), loss=loss, metrics=["mse"] if card.task == "anomaly" else None
+    )
     callbacks = [
         keras.callbacks.EarlyStopping(patience=t.patience, restore_best_weights=True, monitor="val_loss"),
         *extra_callbacks,
@@ -125,8 +134,16 @@ def _fit(card: ModelCard, model, fit_model, data, description: str, extra_callba
 
         b0, b1 = card.quantization.beta
         callbacks += [FreeEBOPs(), BetaScheduler(PieceWiseSchedule([(0, b0, "log"), (t.epochs, b1, "constant")]))]
-    hist = fit_model.fit(xt, yt, validation_data=(xv, yv), epochs=t.epochs, batch_size=t.batch_size,
-                         callbacks=callbacks, verbose=0, shuffle=True)
+    hist = fit_model.fit(
+        xt,
+        yt,
+        validation_data=(xv, yv),
+        epochs=t.epochs,
+        batch_size=t.batch_size,
+        callbacks=callbacks,
+        verbose=0,
+        shuffle=True,
+    )
     return {k: [float(v) for v in vals] for k, vals in hist.history.items()}
 
 
@@ -134,8 +151,7 @@ def _pruner(card: ModelCard, n_train: int, initial=None) -> MagnitudePruning:
     t, p = card.training, card.pruning
     steps = t.epochs * math.ceil(n_train / t.batch_size)
     targets = {name: p.target(name) for name in trainable_layers(card)}
-    return MagnitudePruning(targets, int(p.begin_fraction * steps), int(p.end_fraction * steps),
-                            p.frequency, initial)
+    return MagnitudePruning(targets, int(p.begin_fraction * steps), int(p.end_fraction * steps), p.frequency, initial)
 
 
 def predict(model, x: np.ndarray) -> np.ndarray:
@@ -158,8 +174,10 @@ def train(card: ModelCard, ds: Dataset, out: Path) -> dict[str, Any]:
     sp = split(ds, card)
     x = model_inputs(card, ds)
     labels = ds.mask(card.classes[0]).astype(np.float32)
-    data = ((x[sp.train], _targets(card, x[sp.train], labels[sp.train])),
-            (x[sp.val], _targets(card, x[sp.val], labels[sp.val])))
+    data = (
+        (x[sp.train], _targets(card, x[sp.train], labels[sp.train])),
+        (x[sp.val], _targets(card, x[sp.val], labels[sp.val])),
+    )
     timings: dict[str, float] = {}
 
     t0 = time.perf_counter()
@@ -176,7 +194,7 @@ def train(card: ModelCard, ds: Dataset, out: Path) -> dict[str, Any]:
     keras.utils.set_random_seed(card.training.seed)
     qmodel = build_quantized(card, ds.meta)
     qmodel(x[:1])
-    copy_weights(fmodel, qmodel, trainable_layers(card))
+    copy_weights(fmodel, qmodel, card)
     q_fit = reconstruction_model(qmodel) if card.task == "anomaly" else qmodel
     qpruner = _pruner(card, len(sp.train), initial=dict(fpruner.masks))
     hist_q = _fit(card, qmodel, q_fit, data, f"{card.name}: quantized (QAT)", [qpruner], True)
@@ -205,15 +223,17 @@ def train(card: ModelCard, ds: Dataset, out: Path) -> dict[str, Any]:
         "ebops": float(hist_q.get("ebops", [0.0])[-1]),
     }
     if card.task == "classifier":
-        metrics["delta"] = {"auc": mq["auc"] - mf["auc"],
-                            "efficiency": mq["efficiency_at_baseline_fake_rate"] - mf["efficiency_at_baseline_fake_rate"]}
+        metrics["delta"] = {
+            "auc": mq["auc"] - mf["auc"],
+            "efficiency": mq["efficiency_at_baseline_fake_rate"] - mf["efficiency_at_baseline_fake_rate"],
+        }
     else:
         metrics["delta"] = {c: {"auc": v["auc"] - mf["per_class"][c]["auc"]} for c, v in mq["per_class"].items()}
         metrics["score_weights"] = [float(w) for w in score_weights]
 
     from trigger_ml.train.plots import plot_run
 
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, marker=RunDir.MARKER) as tmp:
         qmodel.save(tmp / "model.keras")
         fmodel.save(tmp / "float.keras")
         (tmp / "card.yaml").write_text(yaml.safe_dump(card.to_dict(), sort_keys=False))
@@ -227,8 +247,8 @@ def train(card: ModelCard, ds: Dataset, out: Path) -> dict[str, Any]:
 def load_model(path: str | Path):
     """Load a saved model (`import hgq` registers its layers; safe_mode stays on)."""
     import hgq  # noqa: F401
-    import qkeras.quantizers  # noqa: F401  registers hgq2's QKeras-style quantizer configs (leaves hgq.layers alone)
     import keras
+    import qkeras.quantizers  # noqa: F401  registers hgq2's QKeras-style quantizer configs (leaves hgq.layers alone)
 
     path = Path(path)
     if not path.exists():
@@ -236,5 +256,6 @@ def load_model(path: str | Path):
     try:
         return keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:
-        raise SchemaError(f"{path}: cannot load the model ({type(exc).__name__}: {exc})",
-                          "re-create it with `trigger-ml train`") from exc
+        raise SchemaError(
+            f"{path}: cannot load the model ({type(exc).__name__}: {exc})", "re-create it with `trigger-ml train`"
+        ) from exc

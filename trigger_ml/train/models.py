@@ -1,7 +1,8 @@
 """Model builders from a card: the hgq2-native quantized model and its float twin.
 
-Layers a card may use (`LAYERS`, the one registry): dense, conv2d, maxpool2d, flatten.
-Both builds share layer names, so the twin's weights map onto the quantized model by name.
+Layers a card may use are the entries of `trigger_ml.layers.KINDS` (the one table): each entry
+builds its hgq2 layer and its float twin's layer. Both builds share layer names, so the twin's
+weights map onto the quantized model by name.
 
 Inputs are the data's integer grids with the binary point moved so values are O(1) (same bits,
 a power-of-two scale, exact in float32): a feature of format ufixed<W, I> enters as
@@ -30,53 +31,19 @@ every weighted term stays on the 2**-SCORE_FRAC_BITS grid and below the all-ones
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-import trigger_ml.train  # noqa: F401  (thread settings before TensorFlow loads)
 from trigger_ml.config import ModelCard
 from trigger_ml.data.dataset import Dataset
 from trigger_ml.data.features import FEATURES
-from trigger_ml.errors import SchemaError, UnsupportedError
+from trigger_ml.errors import SchemaError
+from trigger_ml.fixed import Fixed, Grid
+from trigger_ml.layers import KINDS, check_spec, layer_name
 
-LAYERS: dict[str, set[str]] = {
-    "dense": {"units", "activation", "name"},
-    "conv2d": {"filters", "kernel", "activation", "name"},
-    "maxpool2d": {"pool", "name"},
-    "flatten": {"name"},
-}
-ACTIVATIONS = ("relu", "linear")
 SCORE_FRAC_BITS = 6
 FLOAT32_EXACT_BITS = 24
-
-
-def check_layers(card: ModelCard, where: str) -> None:
-    """Fail with one clear error on an unknown layer type, key or activation."""
-    if not card.layers:
-        raise SchemaError(f"{where}: 'layers' is empty")
-    if card.task == "imported":  # the layers describe an imported model file (the file is the truth)
-        if card.input != "tensor":
-            raise SchemaError(f"{where}: task 'imported' goes with input 'tensor' (cards of `trigger-ml import`)")
-        return
-    for i, spec in enumerate(card.layers):
-        kind = spec.get("type")
-        if kind not in LAYERS:
-            raise UnsupportedError(
-                f"{where}: layer {i} has unknown type {kind!r}", f"supported layer types: {sorted(LAYERS)}"
-            )
-        extra = set(spec) - LAYERS[kind] - {"type"}
-        if extra:
-            raise SchemaError(f"{where}: layer {i} ({kind}) has unknown key {sorted(extra)[0]!r}",
-                              f"keys of {kind}: {sorted(LAYERS[kind])}")
-        if spec.get("activation", "linear") not in ACTIVATIONS:
-            raise UnsupportedError(f"{where}: layer {i} has activation {spec['activation']!r}",
-                                   f"supported activations: {list(ACTIVATIONS)}")
-    if card.input == "tensor":
-        raise SchemaError(f"{where}: input 'tensor' is for imported models (task 'imported')")
-    if card.task == "classifier" and (card.layers[-1].get("type") != "dense" or card.layers[-1].get("units") != 1):
-        raise SchemaError(f"{where}: a classifier ends in dense with units: 1 (the logit)")
 
 
 # --------------------------------------------------------------------------- inputs
@@ -85,15 +52,17 @@ def check_layers(card: ModelCard, where: str) -> None:
 def input_shift(card: ModelCard, ds_meta: dict[str, Any]) -> np.ndarray:
     """Power of two dividing each raw input to give the model input."""
     if card.input == "features":
-        return np.array([2.0 ** fmt.integer for fmt in FEATURES.values()], dtype=np.float32)
+        return np.array([2.0**fmt.integer for fmt in FEATURES.values()], dtype=np.float32)
     return np.float32(2.0 ** (int(ds_meta.get("bits", 10)) - card.image_integer_bits))
 
 
 def model_inputs(card: ModelCard, ds: Dataset) -> np.ndarray:
     """The model's input array for a data set (exact: a power-of-two scale of integer grids)."""
     if card.input == "tensor":
-        raise SchemaError(f"{card.name}: an imported model does not read ECAL windows",
-                          "verify it without --data (fuzzed words of its input format and its own reference)")
+        raise SchemaError(
+            f"{card.name}: an imported model does not read ECAL windows",
+            "verify it without --data (fuzzed words of its input format and its own reference)",
+        )
     if card.input == "features":
         return (ds.features / input_shift(card, ds.meta)).astype(np.float32)
     x = ds.images.astype(np.float32) / input_shift(card, ds.meta)
@@ -114,10 +83,17 @@ def masked_crystals(card: ModelCard, ds_meta: dict[str, Any]) -> np.ndarray:
     """Boolean mask of the image_flat inputs hidden from the encoder (`anomaly.masked_centre`)."""
     k = card.anomaly.masked_centre
     w = int(ds_meta.get("window", 9))
-    if k and (card.task != "anomaly" or card.input != "image_flat" or card.layers[0].get("type") != "dense"
-              or k % 2 == 0 or k > w):
-        raise SchemaError(f"{card.name}: anomaly.masked_centre needs an anomaly model on image_flat whose "
-                          f"first layer is dense, and an odd size up to the window (got {k})")
+    if k and (
+        card.task != "anomaly"
+        or card.input != "image_flat"
+        or card.layers[0].get("type") != "dense"
+        or k % 2 == 0
+        or k > w
+    ):
+        raise SchemaError(
+            f"{card.name}: anomaly.masked_centre needs an anomaly model on image_flat whose "
+            f"first layer is dense, and an odd size up to the window (got {k})"
+        )
     if card.anomaly.one_sided_centre and not k:
         raise SchemaError(f"{card.name}: anomaly.one_sided_centre needs anomaly.masked_centre")
     ii, jj = np.divmod(np.arange(w * w), w)
@@ -134,14 +110,32 @@ def input_masks(card: ModelCard, ds_meta: dict[str, Any]) -> dict[str, np.ndarra
     first = card.layers[0]
     mask = np.ones((hidden.size, first["units"]), np.float32)
     mask[hidden] = 0.0
-    return {_layer_name(first, 0): mask}
+    return {layer_name(first, 0): mask}
+
+
+def input_grid(card: ModelCard, ds_meta: dict[str, Any]) -> Grid:
+    """The formats of the model's flattened inputs: its input quantizer's grid (an imported
+    model's grid, possibly signed, is in its run's metrics.json)."""
+    if card.input == "tensor":
+        if "input_grid" not in ds_meta:
+            raise SchemaError(
+                f"{card.name}: input 'tensor' needs data.input_grid in the run's metrics.json",
+                "re-create the run with `trigger-ml import`",
+            )
+        return Grid.from_json(ds_meta["input_grid"])
+    shape = input_shape(card, ds_meta)
+    i_bits, f_bits = input_formats(card, ds_meta, shape)
+    i_bits, f_bits = np.broadcast_to(i_bits, shape).ravel(), np.broadcast_to(f_bits, shape).ravel()
+    return Grid.of([Fixed(False, int(i), int(f)) for i, f in zip(i_bits, f_bits)])
 
 
 def input_shape(card: ModelCard, ds_meta: dict[str, Any]) -> tuple[int, ...]:
     if card.input == "tensor":
         if "input_shape" not in ds_meta:
-            raise SchemaError(f"{card.name}: input 'tensor' needs data.input_shape in the run's metrics.json",
-                              "re-create the run with `trigger-ml import`")
+            raise SchemaError(
+                f"{card.name}: input 'tensor' needs data.input_shape in the run's metrics.json",
+                "re-create the run with `trigger-ml import`",
+            )
         return tuple(int(d) for d in ds_meta["input_shape"])
     w = int(ds_meta.get("window", 9))
     return {"features": (len(FEATURES),), "image": (w, w, 1), "image_flat": (w * w,)}[card.input]
@@ -150,15 +144,11 @@ def input_shape(card: ModelCard, ds_meta: dict[str, Any]) -> tuple[int, ...]:
 # --------------------------------------------------------------------------- builders
 
 
-def _layer_name(spec: dict[str, Any], i: int) -> str:
-    return spec.get("name", f"{spec['type']}_{i}")
-
-
 def build_quantized(card: ModelCard, ds_meta: dict[str, Any]):
     """The hgq2-native quantized model of a card."""
     import keras
     from hgq.config import LayerConfigScope, QuantizerConfig, QuantizerConfigScope
-    from hgq.layers import QConv2D, QDense, QMaxPool2D, QMultiply, QSubtract
+    from hgq.layers import QDense, QMultiply, QSubtract, Quantizer
 
     q = card.quantization
     shape = input_shape(card, ds_meta)
@@ -167,63 +157,99 @@ def build_quantized(card: ModelCard, ds_meta: dict[str, Any]):
     # cannot broadcast a scalar quantizer's kif over a Dense input ("Matrix shapes do not match")
     het = {"homogeneous_axis": (0,)}
     in_conf = QuantizerConfig(
-        "kif", "datalane", k0=0,
+        "kif",
+        "datalane",
+        k0=0,
         i0=keras.initializers.Constant(i_bits if card.input == "features" else float(i_bits.flat[0])),
         f0=keras.initializers.Constant(f_bits if card.input == "features" else float(f_bits.flat[0])),
-        round_mode="TRN", overflow_mode="WRAP", trainable=False, **het,
+        round_mode="TRN",
+        overflow_mode="WRAP",
+        trainable=False,
+        **het,
     )
+    # weights saturate symmetrically, biases wrap (their ranges are traced); both learn their widths
+    weights = ((q.weight_bits, q.weight_integer, "SAT_SYM", "weight"), (q.bias_bits, q.bias_integer, "WRAP", "bias"))
     scopes = (
-        QuantizerConfigScope(place="weight", q_type="kbi", b0=q.weight_bits, i0=q.weight_integer,
-                             overflow_mode="SAT_SYM", trainable=q.weight_trainable),
-        QuantizerConfigScope(place="bias", q_type="kbi", b0=q.bias_bits, i0=q.bias_integer,
-                             overflow_mode="WRAP", trainable=q.weight_trainable),
-        QuantizerConfigScope(place="datalane", default_q_type="kif", f0=q.act_frac_bits,
-                             overflow_mode="WRAP", trainable=q.act_trainable),
+        *(
+            QuantizerConfigScope(place=place, q_type="kbi", b0=b, i0=i, overflow_mode=ovf, trainable=q.weight_trainable)
+            for b, i, ovf, place in weights
+        ),
+        QuantizerConfigScope(
+            place="datalane", default_q_type="kif", f0=q.act_frac_bits, overflow_mode="WRAP", trainable=q.act_trainable
+        ),
         LayerConfigScope(enable_ebops=True, beta0=q.beta[0]),
     )
     with scopes[0], scopes[1], scopes[2], scopes[3]:
         inp = keras.Input(shape, name="x")
         h = inp
-        for i, spec in enumerate(card.layers):
-            kw: dict[str, Any] = {"name": _layer_name(spec, i)}
-            if i == 0:
-                kw["iq_conf"] = in_conf
-            kind = spec["type"]
-            if kind == "dense":
-                h = QDense(spec["units"], activation=spec.get("activation"), **kw)(h)
-            elif kind == "conv2d":
-                h = QConv2D(spec["filters"], spec.get("kernel", 3), activation=spec.get("activation"), **kw)(h)
-            elif kind == "maxpool2d":
-                h = QMaxPool2D(spec.get("pool", 2), **kw)(h)
-            elif kind == "flatten":
-                kw.pop("iq_conf", None)
-                h = keras.layers.Flatten(name=kw["name"])(h)
+        for i, raw in enumerate(card.layers):
+            spec = check_spec(raw, i, card.name)
+            kind = KINDS[spec["type"]]
+            if i == 0 and not kind.takes_input_quantizer:  # the input grid needs a quantizer of its own
+                h = Quantizer(in_conf, name="input_quantizer")(h)
+            h = kind.quantized(spec, layer_name(spec, i), in_conf if i == 0 and kind.takes_input_quantizer else None)(h)
         if card.task == "anomaly":
             score_bits = 2 * int(i_bits.flat[0]) + 1 + SCORE_FRAC_BITS + int(np.ceil(np.log2(np.prod(shape))))
             if score_bits > FLOAT32_EXACT_BITS:
-                raise SchemaError(f"{card.name}: the anomaly score needs {score_bits} bits, over {FLOAT32_EXACT_BITS}",
-                                  "lower image_integer_bits so float32 Keras stays exact")
-            rec_conf = QuantizerConfig("kif", "datalane", k0=0, i0=float(i_bits.flat[0]), f0=float(f_bits.flat[0]),
-                                       overflow_mode="SAT", trainable=False, **het)
+                raise SchemaError(
+                    f"{card.name}: the anomaly score needs {score_bits} bits, over {FLOAT32_EXACT_BITS}",
+                    "lower image_integer_bits so float32 Keras stays exact",
+                )
+            rec_conf = QuantizerConfig(
+                "kif",
+                "datalane",
+                k0=0,
+                i0=float(i_bits.flat[0]),
+                f0=float(f_bits.flat[0]),
+                overflow_mode="SAT",
+                trainable=False,
+                **het,
+            )
             d = QSubtract(iq_confs=[in_conf, rec_conf], name="diff")([inp, h])
             if card.anomaly.one_sided_centre:  # the masked crystals' diff enters unsigned, saturating: max(diff, 0)
                 signed = (~masked_crystals(card, ds_meta)).astype(np.float32)
-                d_conf = QuantizerConfig("kif", "datalane", k0=keras.initializers.Constant(signed),
-                                         i0=float(i_bits.flat[0]), f0=float(f_bits.flat[0]), round_mode="TRN",
-                                         overflow_mode="SAT", trainable=False, **het)
+                d_conf = QuantizerConfig(
+                    "kif",
+                    "datalane",
+                    k0=keras.initializers.Constant(signed),
+                    i0=float(i_bits.flat[0]),
+                    f0=float(f_bits.flat[0]),
+                    round_mode="TRN",
+                    overflow_mode="SAT",
+                    trainable=False,
+                    **het,
+                )
                 sq = QMultiply(iq_confs=[d_conf, d_conf], name="square")([d, d])
             else:
                 sq = QMultiply(enable_iq=False, name="square")([d, d])
-            sq_conf = QuantizerConfig("kif", "datalane", k0=0, i0=2 * float(i_bits.flat[0]) + 1, f0=SCORE_FRAC_BITS,
-                                      overflow_mode="WRAP", trainable=False, **het)
+            sq_conf = QuantizerConfig(
+                "kif",
+                "datalane",
+                k0=0,
+                i0=2 * float(i_bits.flat[0]) + 1,
+                f0=SCORE_FRAC_BITS,
+                overflow_mode="WRAP",
+                trainable=False,
+                **het,
+            )
             # weights 2**-k (k <= max_weight_shift; all ones unless standardised, set after training)
             shift = card.anomaly.max_weight_shift if card.anomaly.score_weights == "standardised" else 0
             if not 0 <= shift <= SCORE_FRAC_BITS:
-                raise SchemaError(f"{card.name}: anomaly.max_weight_shift must be within 0..{SCORE_FRAC_BITS}",
-                                  "a weight 2**-k rounds its crystal's squared error to 2**(k - SCORE_FRAC_BITS)")
+                raise SchemaError(
+                    f"{card.name}: anomaly.max_weight_shift must be within 0..{SCORE_FRAC_BITS}",
+                    "a weight 2**-k rounds its crystal's squared error to 2**(k - SCORE_FRAC_BITS)",
+                )
             ones = QuantizerConfig("kif", "weight", k0=0, i0=1, f0=shift, trainable=False)
-            h = QDense(1, use_bias=False, kernel_initializer="ones", kq_conf=ones, iq_conf=sq_conf,
-                       enable_ebops=False, trainable=False, name="score")(sq)
+            h = QDense(
+                1,
+                use_bias=False,
+                kernel_initializer="ones",
+                kq_conf=ones,
+                iq_conf=sq_conf,
+                enable_ebops=False,
+                trainable=False,
+                name="score",
+            )(sq)
     return keras.Model(inp, h, name=card.name)
 
 
@@ -234,22 +260,16 @@ def build_float(card: ModelCard, ds_meta: dict[str, Any]):
     shape = input_shape(card, ds_meta)
     inp = keras.Input(shape, name="x")
     h = inp
-    for i, spec in enumerate(card.layers):
-        name, kind = _layer_name(spec, i), spec["type"]
-        if kind == "dense":
-            h = keras.layers.Dense(spec["units"], activation=spec.get("activation"), name=name)(h)
-        elif kind == "conv2d":
-            h = keras.layers.Conv2D(spec["filters"], spec.get("kernel", 3), activation=spec.get("activation"), name=name)(h)
-        elif kind == "maxpool2d":
-            h = keras.layers.MaxPooling2D(spec.get("pool", 2), name=name)(h)
-        elif kind == "flatten":
-            h = keras.layers.Flatten(name=name)(h)
+    for i, raw in enumerate(card.layers):
+        spec = check_spec(raw, i, card.name)
+        h = KINDS[spec["type"]].float(spec, layer_name(spec, i))(h)
     one_sided = None
     if card.task == "anomaly":
         d = keras.layers.Subtract(name="diff")([inp, h])
         if card.anomaly.one_sided_centre:  # diff + relu(-diff) on the masked crystals: max(diff, 0)
-            one_sided = keras.layers.Dense(shape[0], use_bias=False, activation="relu", trainable=False,
-                                           name="centre_deficit")
+            one_sided = keras.layers.Dense(
+                shape[0], use_bias=False, activation="relu", trainable=False, name="centre_deficit"
+            )
             d = keras.layers.Add(name="one_sided")([d, one_sided(d)])
         sq = keras.layers.Multiply(name="square")([d, d])
         h = keras.layers.Dense(1, use_bias=False, kernel_initializer="ones", trainable=False, name="score")(sq)
@@ -304,16 +324,15 @@ def reconstruction_model(model):
 
 
 def trainable_layers(card: ModelCard) -> list[str]:
-    return [_layer_name(s, i) for i, s in enumerate(card.layers) if s["type"] in ("dense", "conv2d")]
+    """Names of the layers with weights (the ones pruned and copied from the float twin)."""
+    return [layer_name(s, i) for i, s in enumerate(card.layers) if KINDS[s["type"]].weights]
 
 
-def copy_weights(src, dst, names: list[str]) -> None:
-    """Copy kernel and bias by layer name (hgq layers carry extra quantizer variables)."""
-    for name in names:
-        a, b = src.get_layer(name), dst.get_layer(name)
-        b.kernel.assign(a.kernel)
-        if getattr(a, "bias", None) is not None and getattr(b, "bias", None) is not None:
-            b.bias.assign(a.bias)
-
-
-Builder = Callable[[ModelCard, dict[str, Any]], Any]
+def copy_weights(src, dst, card: ModelCard) -> None:
+    """Copy each weighted layer's variables (its kind's `weights`) from the twin `src` by layer name
+    (hgq layers carry extra quantizer variables, which stay)."""
+    for i, s in enumerate(card.layers):
+        a, b = src.get_layer(layer_name(s, i)), dst.get_layer(layer_name(s, i))
+        for var in KINDS[s["type"]].weights:
+            if getattr(a, var, None) is not None and getattr(b, var, None) is not None:
+                getattr(b, var).assign(getattr(a, var))

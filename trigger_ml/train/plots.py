@@ -34,8 +34,12 @@ def plot_roc(card: ModelCard, q: np.ndarray, f: np.ndarray, ds: Dataset, m: dict
         ax.plot(fpr, tpr, label=f"{name} (AUC {m[name]['auc']:.4f})")
     mq = m["quantized"]
     ax.plot([mq["baseline_fake_rate"]], [mq["baseline_efficiency"]], "k*", ms=12, label="cut-based baseline")
-    ax.plot([mq["baseline_fake_rate"]], [mq["efficiency_at_baseline_fake_rate"]], "ro",
-            label=f"quantized at baseline fake rate ({mq['efficiency_at_baseline_fake_rate']:.3f})")
+    ax.plot(
+        [mq["baseline_fake_rate"]],
+        [mq["efficiency_at_baseline_fake_rate"]],
+        "ro",
+        label=f"quantized at baseline fake rate ({mq['efficiency_at_baseline_fake_rate']:.3f})",
+    )
     ax.set_xscale("log")
     ax.set_xlim(1e-3, 1)
     ax.set_xlabel(f"{card.classes[1]} fake rate")

@@ -10,10 +10,8 @@ hgq2 fixed-point quantizer maps 0.0 to 0.0, so the quantized kernel is zero ther
 
 from __future__ import annotations
 
-import numpy as np
-
-import trigger_ml.train  # noqa: F401
 import keras  # noqa: E402
+import numpy as np
 from keras import ops  # noqa: E402
 
 
@@ -32,8 +30,14 @@ class MagnitudePruning(keras.callbacks.Callback):
     rows) are kept from the first step, also on layers without a sparsity target.
     """
 
-    def __init__(self, targets: dict[str, float], begin: int, end: int, frequency: int = 50,
-                 initial_masks: dict[str, np.ndarray] | None = None) -> None:
+    def __init__(
+        self,
+        targets: dict[str, float],
+        begin: int,
+        end: int,
+        frequency: int = 50,
+        initial_masks: dict[str, np.ndarray] | None = None,
+    ) -> None:
         super().__init__()
         self.targets = {k: v for k, v in targets.items() if v > 0}
         self.begin, self.end, self.frequency = begin, end, frequency

@@ -16,12 +16,18 @@ from typing import Any
 import numpy as np
 
 from trigger_ml.compile import manifest
-from trigger_ml.compile.driver import CARD, MODEL
 from trigger_ml.config import load_card
+from trigger_ml.data.io import check_size
+from trigger_ml.errors import SchemaError, TriggerMLError
+from trigger_ml.fixed import Grid
+from trigger_ml.layout import FirmwareDir
+from trigger_ml.progress import task
+from trigger_ml.train.models import model_inputs
+from trigger_ml.vectors import extreme_inputs
 from trigger_ml.verify import levels as L
-from trigger_ml.verify.vectors import extreme_inputs
 
 REFERENCE = "keras"
+MAX_FUZZ = 1_000_000  # random input words per check at most (~8 bytes x inputs x levels each in memory)
 
 
 @dataclass
@@ -43,60 +49,82 @@ class PairResult:
 
 def load_levels(fw_dir: Path, rtl_sim: bool = True) -> dict[str, L.Level]:
     """Every level of a compiled model directory, the reference first."""
-    fw_dir = Path(fw_dir)
-    m = manifest.read(fw_dir)
-    out: dict[str, L.Level] = {REFERENCE: L.QuantizedModel.load(fw_dir / MODEL), "csim": L.csim(fw_dir)}
-    foreign = L.foreign_reference(fw_dir)
+    fw = FirmwareDir(fw_dir)
+    m = manifest.read(fw.root)
+    out: dict[str, L.Level] = {REFERENCE: L.golden(fw.root), "csim": L.csim(fw.root)}
+    foreign = L.foreign_reference(fw.root)
     if foreign is not None and foreign[1]["check"] == "exact":  # an imported QONNX model: its own executor
         out[foreign[1]["reference"]] = foreign[0]
     if m["rtl"]["written"]:
-        sw = L.software_model(fw_dir)
+        sw = L.software_model(fw.root)
         out["da4ml"] = sw
         if rtl_sim:
-            out["rtl"] = L.rtl_sim(fw_dir, sw.comb)
+            out["rtl"] = L.rtl_sim(fw.root, sw.comb)
     return out
 
 
 def inputs_for(fw_dir: Path, ds, n_fuzz: int, seed: int = 0) -> dict[str, np.ndarray]:
-    from trigger_ml.train.models import input_shape, model_inputs
-
-    fw_dir = Path(fw_dir)
-    card = load_card(fw_dir / CARD)
-    m = manifest.read(fw_dir)
+    """The input sets of the exact check: the data windows (`data`, when `ds` is given and the model
+    reads ECAL windows) and fuzzed words of the input format (`fuzzed`)."""
+    fw = FirmwareDir(fw_dir)
+    card = load_card(fw.card)
+    m = manifest.read(fw.root)
+    if not 0 <= n_fuzz <= MAX_FUZZ:
+        raise TriggerMLError(
+            f"--fuzz {n_fuzz:,} is outside 0 .. {MAX_FUZZ:,}",
+            f"use at most {MAX_FUZZ:,} random words per check (run several checks for more)",
+        )
+    n_in = int(np.prod(m["input_shape"]))
+    check_size(n_fuzz, 8 * n_in * 6, "the fuzzed inputs")
     sets = {}
     if ds is not None and card.input != "tensor":  # an imported model reads no ECAL windows
-        sets["data"] = model_inputs(card, ds).astype(np.float64)
-    meta = ds.meta if ds is not None else {}
-    if card.input == "tensor":  # an imported model: its input shape is in the run's metrics
-        import json
-
-        meta = json.loads((fw_dir / "reference" / "metrics.json").read_text())["data"]
-    sets["fuzzed"] = extreme_inputs(m["input_grid"], input_shape(card, meta), n_random=n_fuzz, seed=seed)
+        x = model_inputs(card, ds).astype(np.float64)
+        if x.shape[1:] != tuple(m["input_shape"]):
+            raise SchemaError(
+                f"the data's model inputs have shape {x.shape[1:]}, {fw.root} takes {tuple(m['input_shape'])}",
+                "verify with data of the window size the model was trained on",
+            )
+        sets["data"] = x
+    sets["fuzzed"] = extreme_inputs(
+        Grid.from_json(m["input_grid"]), tuple(m["input_shape"]), n_random=n_fuzz, seed=seed
+    )
     return sets
 
 
-def compare(levels: dict[str, L.Level], sets: dict[str, np.ndarray],
-            reference_outputs: dict[str, np.ndarray] | None = None) -> list[PairResult]:
+def compare(
+    levels: dict[str, L.Level], sets: dict[str, np.ndarray], reference_outputs: dict[str, np.ndarray] | None = None
+) -> list[PairResult]:
     """Every level against the reference on every input set; the reference's outputs per set go
     into `reference_outputs` when given (verify's fidelity check uses them)."""
     results = []
     ref = levels[REFERENCE]
-    for set_name, x in sets.items():
-        y_ref = ref.predict(x)
-        if reference_outputs is not None:
-            reference_outputs[set_name] = y_ref
-        for name, level in levels.items():
-            if name == REFERENCE:
-                continue
-            t = time.perf_counter()
-            y = level.predict(x)
-            dt = time.perf_counter() - t
-            bad = np.flatnonzero(np.any(y != y_ref, axis=1)) if y.shape == y_ref.shape else np.arange(len(x))
-            pr = PairResult(name, set_name, len(x), int(len(bad)), dt)
-            if len(bad):
-                i = int(bad[0])
-                same_shape = y.shape == y_ref.shape
-                pr.first = {"index": i, "expected": y_ref[i].tolist(), "got": y[i].tolist() if same_shape else None,
-                            "output_index": int(np.flatnonzero(y[i] != y_ref[i])[0]) if same_shape else None}
-            results.append(pr)
+    with task("exact check: levels x input sets", len(sets) * len(levels)) as advance:
+        for set_name, x in sets.items():
+            y_ref = ref.predict(x)
+            advance(1)
+            if reference_outputs is not None:
+                reference_outputs[set_name] = y_ref
+            for name, level in levels.items():
+                if name != REFERENCE:
+                    results.append(_pair(name, level, set_name, x, y_ref))
+                    advance(1)
     return results
+
+
+def _pair(name: str, level: L.Level, set_name: str, x: np.ndarray, y_ref: np.ndarray) -> PairResult:
+    """One level against the reference's outputs on one input set."""
+    t = time.perf_counter()
+    y = level.predict(x)
+    dt = time.perf_counter() - t
+    same_shape = y.shape == y_ref.shape
+    bad = np.flatnonzero(np.any(y != y_ref, axis=1)) if same_shape else np.arange(len(x))
+    pr = PairResult(name, set_name, len(x), int(len(bad)), dt)
+    if len(bad):
+        i = int(bad[0])
+        pr.first = {
+            "index": i,
+            "expected": y_ref[i].tolist(),
+            "got": y[i].tolist() if same_shape else None,
+            "output_index": int(np.flatnonzero(y[i] != y_ref[i])[0]) if same_shape else None,
+        }
+    return pr

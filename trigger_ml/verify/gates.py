@@ -3,7 +3,7 @@
 Fidelity is physics, never "exact": the quantized model's AUC and efficiency at the baseline's
 fake rate (classifiers), or AUC per anomaly class (anomaly models), against the float twin's on
 the same windows, with the deltas checked against the card's `fidelity` thresholds. The budget
-check lives with the report (`trigger_ml.report.budget`), which verify calls too.
+verdict is the report stage's (`trigger_ml.report.budget.verdict`); it uses this module's `Check`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,12 @@ from typing import Any
 
 import numpy as np
 
+from trigger_ml.compile import manifest
 from trigger_ml.config import ModelCard
-
+from trigger_ml.layout import FirmwareDir
+from trigger_ml.train import metrics as M
+from trigger_ml.train.fit import load_model, predict
+from trigger_ml.train.models import model_inputs
 
 VERDICT = {True: "pass", False: "FAIL", None: "n/a"}  # Check.ok as shown in tables
 
@@ -38,8 +42,6 @@ class Check:
 
 def fidelity(card: ModelCard, q_score: np.ndarray, f_score: np.ndarray, ds) -> tuple[list[Check], dict[str, Any]]:
     """Quantized vs float physics on the windows of `ds`; returns the checks and both metrics."""
-    from trigger_ml.train import metrics as M
-
     fid = card.fidelity
     if card.task == "classifier":
         sig, bkg = card.classes[0], card.classes[1]
@@ -47,21 +49,37 @@ def fidelity(card: ModelCard, q_score: np.ndarray, f_score: np.ndarray, ds) -> t
             return [Check("fidelity", None, detail=f"the data has no {sig} or no {bkg} windows")], {}
         mq, mf = M.classifier_metrics(q_score, ds, sig, bkg), M.classifier_metrics(f_score, ds, sig, bkg)
         checks = [
-            Check("fidelity: AUC loss (float - quantized)", mf["auc"] - mq["auc"] <= fid.max_auc_loss,
-                  mf["auc"] - mq["auc"], fid.max_auc_loss, f"quantized {mq['auc']:.4f}, float {mf['auc']:.4f}"),
-            Check("fidelity: efficiency loss at the baseline fake rate",
-                  mf["efficiency_at_baseline_fake_rate"] - mq["efficiency_at_baseline_fake_rate"] <= fid.max_efficiency_loss,
-                  mf["efficiency_at_baseline_fake_rate"] - mq["efficiency_at_baseline_fake_rate"], fid.max_efficiency_loss,
-                  f"quantized {mq['efficiency_at_baseline_fake_rate']:.4f}, float {mf['efficiency_at_baseline_fake_rate']:.4f}, "
-                  f"fake rate {mq['baseline_fake_rate']:.4f}"),
+            Check(
+                "fidelity: AUC loss (float - quantized)",
+                mf["auc"] - mq["auc"] <= fid.max_auc_loss,
+                mf["auc"] - mq["auc"],
+                fid.max_auc_loss,
+                f"quantized {mq['auc']:.4f}, float {mf['auc']:.4f}",
+            ),
+            Check(
+                "fidelity: efficiency loss at the baseline fake rate",
+                mf["efficiency_at_baseline_fake_rate"] - mq["efficiency_at_baseline_fake_rate"]
+                <= fid.max_efficiency_loss,
+                mf["efficiency_at_baseline_fake_rate"] - mq["efficiency_at_baseline_fake_rate"],
+                fid.max_efficiency_loss,
+                f"quantized {mq['efficiency_at_baseline_fake_rate']:.4f}, float {mf['efficiency_at_baseline_fake_rate']:.4f}, "
+                f"fake rate {mq['baseline_fake_rate']:.4f}",
+            ),
         ]
         return checks, {"quantized": mq, "float": mf}
     mq, mf = M.anomaly_metrics(q_score, ds, card.classes), M.anomaly_metrics(f_score, ds, card.classes)
     checks = []
     for cls, q in mq["per_class"].items():
         f = mf["per_class"][cls]
-        checks.append(Check(f"fidelity: {cls} AUC loss (float - quantized)", f["auc"] - q["auc"] <= fid.max_auc_loss,
-                            f["auc"] - q["auc"], fid.max_auc_loss, f"quantized {q['auc']:.4f}, float {f['auc']:.4f}"))
+        checks.append(
+            Check(
+                f"fidelity: {cls} AUC loss (float - quantized)",
+                f["auc"] - q["auc"] <= fid.max_auc_loss,
+                f["auc"] - q["auc"],
+                fid.max_auc_loss,
+                f"quantized {q['auc']:.4f}, float {f['auc']:.4f}",
+            )
+        )
     for cls, lo in fid.min_anomaly_auc.items():
         if cls not in mq["per_class"]:
             checks.append(Check(f"fidelity: {cls} AUC", None, detail=f"the data has no {cls} windows"))
@@ -76,12 +94,12 @@ def fidelity(card: ModelCard, q_score: np.ndarray, f_score: np.ndarray, ds) -> t
 def fidelity_of(fw_dir: Path, card: ModelCard, q_score: np.ndarray, ds) -> tuple[list[Check], dict[str, Any]]:
     """Fidelity of a compiled model: `q_score` from the exact levels, the float twin from
     `reference/float.keras`."""
-    from trigger_ml.compile.driver import FLOAT_MODEL
-    from trigger_ml.train.fit import load_model, predict
-    from trigger_ml.train.models import model_inputs
-
-    twin = Path(fw_dir) / FLOAT_MODEL
+    fw = FirmwareDir(fw_dir)
+    twin = fw.float_model
     if not twin.exists():
-        return [Check("fidelity", None, detail=f"{twin} is missing: compile from a training run that has a float twin")], {}
+        return [
+            Check("fidelity", None, detail=f"{twin} is missing: compile from a training run that has a float twin")
+        ], {}
+    manifest.check(fw.root, [twin.relative_to(fw.root).as_posix()])
     f_score = predict(load_model(twin), model_inputs(card, ds))[:, 0].astype(np.float64)
     return fidelity(card, q_score, f_score, ds)

@@ -19,9 +19,15 @@ class Case:
 
 def write(path: Path, suite: str, cases: list[Case]) -> None:
     root = ET.Element("testsuites")
-    s = ET.SubElement(root, "testsuite", name=suite, tests=str(len(cases)),
-                      failures=str(sum(1 for c in cases if c.failure)), errors="0",
-                      skipped=str(sum(1 for c in cases if c.skipped and not c.failure)))
+    s = ET.SubElement(
+        root,
+        "testsuite",
+        name=suite,
+        tests=str(len(cases)),
+        failures=str(sum(1 for c in cases if c.failure)),
+        errors="0",
+        skipped=str(sum(1 for c in cases if c.skipped and not c.failure)),
+    )
     for case in cases:
         c = ET.SubElement(s, "testcase", classname=suite, name=case.name, time=f"{case.seconds:.3f}")
         if case.failure:

@@ -10,93 +10,114 @@
 
 from __future__ import annotations
 
-import json
+import logging
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from trigger_ml.compile import manifest
-from trigger_ml.compile.emulator import LIB, CSim, Interface
-from trigger_ml.compile.rtl import SoftwareModel
-from trigger_ml.errors import SchemaError
+from trigger_ml.compile.cache import file_sha256
+from trigger_ml.compile.emulator import CSim, Interface, build_library
+from trigger_ml.compile.rtl import SoftwareModel, build_rtl_sim
+from trigger_ml.errors import SchemaError, ToolError
+from trigger_ml.interop.reference import load as load_foreign
+from trigger_ml.layout import FirmwareDir
+from trigger_ml.train.golden import QuantizedModel, float64_copy
+
+__all__ = [
+    "Level",
+    "QuantizedModel",
+    "csim",
+    "float64_copy",
+    "foreign_reference",
+    "golden",
+    "rtl_sim",
+    "software_model",
+]
+log = logging.getLogger(__name__)
 
 
 class Level(Protocol):
     def predict(self, x: np.ndarray) -> np.ndarray: ...
 
 
-def float64_copy(model):
-    """The same model with every layer and quantizer computing in float64, same weights."""
-    import keras
-
-    old_policy, old_floatx = keras.config.dtype_policy().name, keras.config.floatx()
-    keras.config.set_floatx("float64")
-    keras.config.set_dtype_policy("float64")  # hgq2 quantizers take the global policy when built
-    try:
-        cfg = json.loads(json.dumps(model.get_config()).replace('"float32"', '"float64"'))
-        m64 = keras.Model.from_config(cfg)
-        m64.set_weights(model.get_weights())
-    finally:
-        keras.config.set_dtype_policy(old_policy)
-        keras.config.set_floatx(old_floatx)
-    return m64
+def _rel(fw: FirmwareDir, p: Path) -> str:
+    return p.relative_to(fw.root).as_posix()
 
 
-class QuantizedModel:
-    """The quantized Keras model (float64, exact)."""
-
-    def __init__(self, model) -> None:
-        self.model = model
-        self._m64 = float64_copy(model)
-
-    @classmethod
-    def load(cls, path: str | Path) -> QuantizedModel:
-        from trigger_ml.train.fit import load_model
-
-        return cls(load_model(path))
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
-        y = self._m64.predict(x, batch_size=8192, verbose=0)
-        return np.asarray(y, dtype=np.float64).reshape(len(x), -1)
+def golden(fw_dir: str | Path) -> QuantizedModel:
+    """The quantized Keras model a firmware directory was compiled from (checked against the manifest)."""
+    fw = FirmwareDir(fw_dir)
+    manifest.check(fw.root, [_rel(fw, fw.model)])
+    return QuantizedModel.load(fw.model)
 
 
 def csim(fw_dir: str | Path) -> CSim:
-    """The C-simulation level of a compiled model directory."""
-    fw_dir = Path(fw_dir)
-    m = manifest.read(fw_dir)
-    lib = fw_dir / "emulator" / LIB
-    if not lib.exists():
-        raise SchemaError(f"{lib}: missing", f"rebuild it with `make -C {fw_dir / 'emulator'}` or compile again")
-    return CSim(lib, Interface(**m["interface"]["emulator"]))
+    """The C-simulation level of a compiled model directory: `csim(fw).predict(x)` runs the emulator
+    library (hls4ml's C simulation) on model inputs `x` and returns its outputs, one row per event.
+
+    The library is loaded only when its bytes match the manifest. When the HLS sources under `hls/`
+    (or the emulator's) were edited since compile, the library is rebuilt from them instead (said in
+    the log), so what is checked is the project as it now stands."""
+    fw = FirmwareDir(fw_dir)
+    m = manifest.read(fw.root)
+    iface = Interface.from_json(m["interface"]["emulator"])
+    sources = [
+        *manifest.recorded_under(fw.root, "hls/firmware/", m),
+        "hls/myproject_bridge.cpp",
+        *(_rel(fw, fw.emulator / n) for n in ("tml_emulator.h", "tml_emulator.cpp")),
+    ]
+    edited = manifest.changed(fw.root, sources, m)
+    if edited:
+        log.warning(
+            "%s: %d source file(s) changed since compile (first: %s): the C simulation is rebuilt from them",
+            fw.root,
+            len(edited),
+            edited[0],
+        )
+        lib, _ = build_library(fw.hls, fw.emulator)
+        return CSim(lib, iface, file_sha256(lib))
+    lib_rel = _rel(fw, fw.emulator_lib)
+    if lib_rel not in m["outputs_sha256"]:
+        raise ToolError(
+            f"{fw.manifest} records no sha256 for {lib_rel} (compiled by an older trigger-ml)",
+            "compile the model again",
+        )
+    if not fw.emulator_lib.exists():
+        raise SchemaError(f"{fw.emulator_lib}: missing", f"rebuild it with `make -C {fw.emulator}` or compile again")
+    return CSim(fw.emulator_lib, iface, m["outputs_sha256"][lib_rel])
 
 
 def software_model(fw_dir: str | Path) -> SoftwareModel:
-    """da4ml's software model of a compiled model directory."""
-    fw_dir = Path(fw_dir)
-    m = manifest.read(fw_dir)
+    """da4ml's software model of a compiled model directory (`predict(x)`, bit-exact with the RTL)."""
+    fw = FirmwareDir(fw_dir)
+    m = manifest.read(fw.root)
     if not m["rtl"]["written"]:
-        raise SchemaError(f"{fw_dir}: no RTL was compiled ({m['rtl'].get('reason')})")
-    return SoftwareModel.load(fw_dir / "rtl")
+        raise SchemaError(f"{fw.root}: no RTL was compiled ({m['rtl'].get('reason')})")
+    manifest.check(fw.root, [_rel(fw, fw.comb)], m)
+    return SoftwareModel.load(fw.rtl)
 
 
 def rtl_sim(fw_dir: str | Path, comb=None):
-    """The RTL-simulation level: Verilator build of `rtl/` (cached by the hash of its sources);
-    `comb` is the design's logic when the caller has loaded it already (else read from `rtl/`)."""
-    from trigger_ml.compile.rtl import build_rtl_sim
-
+    """The RTL-simulation level: Verilator build of `rtl/` (its files checked against the manifest;
+    the build cached by their hash); `comb` is the design's logic when the caller has loaded it
+    already (else read from `rtl/`)."""
+    fw = FirmwareDir(fw_dir)
+    m = manifest.read(fw.root)
+    manifest.check(fw.root, manifest.recorded_under(fw.root, "rtl/", m), m)
     comb = comb if comb is not None else software_model(fw_dir).comb
-    sim, seconds, hit = build_rtl_sim(Path(fw_dir) / "rtl", comb)
+    sim, seconds, hit = build_rtl_sim(fw.rtl, comb)
     sim.build_seconds, sim.cached = seconds, hit
     return sim
 
 
 def foreign_reference(fw_dir: str | Path):
-    """(level, info) of an imported model's own reference (`reference/foreign/`), or None."""
-    folder = Path(fw_dir) / "reference" / "foreign"
-    if not (folder / "info.json").exists():
+    """(level, info) of an imported model's own reference (`reference/foreign/`, checked against
+    the manifest), or None."""
+    fw = FirmwareDir(fw_dir)
+    folder = fw.foreign
+    if not folder.info.exists():
         return None
-    from trigger_ml.interop.reference import load
-
-    return load(folder)
+    manifest.check(fw.root, manifest.recorded_under(fw.root, _rel(fw, folder.root) + "/"))
+    return load_foreign(folder)

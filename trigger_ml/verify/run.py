@@ -1,5 +1,9 @@
 """`verify` as one function: exact check of every level, first diverging layer and reproducer on
-a mismatch, physics fidelity and the budget; the command line and users' CI call this.
+a mismatch, and physics fidelity; the command line and users' CI call this.
+
+The budget is the report stage's verdict (`trigger_ml.report.budget.verdict`, with the best
+figures available); `trigger-ml verify` and `trigger-ml run` add it to this outcome's gates
+(`Outcome.gates`), so both give the same verdict for the same firmware.
 
 Exit codes (`Outcome.exit_code`): 0 all pass, 1 a level mismatches, 2 a fidelity threshold or
 a budget is exceeded (and no mismatch); usage and tool errors raise `TriggerMLError` (3).
@@ -16,15 +20,16 @@ from typing import Any
 import numpy as np
 
 from trigger_ml.atomic import atomic_file
-from trigger_ml.compile.driver import CARD
 from trigger_ml.config import load_card
+from trigger_ml.interop.reference import fidelity as foreign_fidelity
+from trigger_ml.layout import FirmwareDir
 from trigger_ml.verify import exact
 from trigger_ml.verify.gates import Check, fidelity_of
 from trigger_ml.verify.junit import Case
+from trigger_ml.verify.levels import foreign_reference
 from trigger_ml.verify.trace import LayerDiff, first_diverging_layer
 
 log = logging.getLogger(__name__)
-VERIFY_DIR = "verify"
 
 
 @dataclass
@@ -54,8 +59,10 @@ class Outcome:
         for r in self.exact:
             fail = None
             if not r.ok:
-                fail = f"{r.mismatched}/{r.compared} events differ; first event {r.first.get('index')}: " \
-                       f"expected {r.first.get('expected')} got {r.first.get('got')}"
+                fail = (
+                    f"{r.mismatched}/{r.compared} events differ; first event {r.first.get('index')}: "
+                    f"expected {r.first.get('expected')} got {r.first.get('got')}"
+                )
                 if self.diagnosis:
                     fail += f"; {self.diagnosis}"
             out.append(Case(r.name(), r.seconds, fail))
@@ -64,10 +71,16 @@ class Outcome:
         return out
 
 
-def verify_firmware(fw_dir: str | Path, ds, n_fuzz: int = 1000, rtl: bool = True, check_fidelity: bool = True,
-                    check_budget: bool = True, seed: int = 0) -> Outcome:
+def verify_firmware(
+    fw_dir: str | Path, ds, n_fuzz: int = 1000, rtl: bool = True, check_fidelity: bool = True, seed: int = 0
+) -> Outcome:
+    """Verify the compiled model in `fw_dir`: every level (C simulation, da4ml software model, RTL
+    simulation with `rtl`, an imported model's own reference) against the quantized Keras model,
+    exactly, on the windows of `ds` (a `Dataset`, or None) and `n_fuzz` random words of the input
+    format plus its extremes; then, with `check_fidelity`, physics against the float twin. Returns
+    the `Outcome` (per-pair counts, gates, diagnosis and reproducer of a mismatch, `exit_code`)."""
     fw_dir = Path(fw_dir)
-    card = load_card(fw_dir / CARD)
+    card = load_card(FirmwareDir(fw_dir).card)
     levels = exact.load_levels(fw_dir, rtl_sim=rtl)
     sets = exact.inputs_for(fw_dir, ds, n_fuzz, seed)
     y_ref: dict[str, np.ndarray] = {}
@@ -80,31 +93,35 @@ def verify_firmware(fw_dir: str | Path, ds, n_fuzz: int = 1000, rtl: bool = True
         q_score = y_ref["data"][:, 0]
         checks, out.physics = fidelity_of(fw_dir, card, q_score, ds)
         out.gates += checks
-    if check_budget:
-        from trigger_ml.report import budget, figures
-
-        out.gates += budget.check(card.budget, figures.best(fw_dir, card.firmware.clock_ns))
     return out
 
 
 def _foreign_fidelity(fw_dir: Path, x: np.ndarray, y_fixed: np.ndarray) -> list[Check]:
     """An imported float ONNX model: the fixed-point model against onnxruntime (fidelity, with the
     tolerances chosen at import); an imported QONNX model is an exact level instead."""
-    from trigger_ml.verify.levels import foreign_reference
-
     ref = foreign_reference(fw_dir)
     if ref is None or ref[1]["check"] != "fidelity":
         return []
     level, info = ref
-    from trigger_ml.interop.reference import fidelity
-
-    fig = fidelity(y_fixed, level.predict(x))
+    fig = foreign_fidelity(y_fixed, level.predict(x))
     tol = info["tolerance"]
     src = f"fixed point vs {info['reference']} on {len(x)} fuzzed inputs"
-    return [Check("fidelity: max error / output range", fig["max_rel_error"] <= tol["max_rel_error"],
-                  fig["max_rel_error"], tol["max_rel_error"], src),
-            Check("fidelity: argmax agreement", fig["argmax_agreement"] >= tol["argmax_agreement"],
-                  fig["argmax_agreement"], tol["argmax_agreement"], src)]
+    return [
+        Check(
+            "fidelity: max error / output range",
+            fig["max_rel_error"] <= tol["max_rel_error"],
+            fig["max_rel_error"],
+            tol["max_rel_error"],
+            src,
+        ),
+        Check(
+            "fidelity: argmax agreement",
+            fig["argmax_agreement"] >= tol["argmax_agreement"],
+            fig["argmax_agreement"],
+            tol["argmax_agreement"],
+            src,
+        ),
+    ]
 
 
 def _diagnose(out: Outcome, levels, sets) -> None:
@@ -114,7 +131,7 @@ def _diagnose(out: Outcome, levels, sets) -> None:
     x = sets[r.inputs][r.first["index"]]
     if r.level == "csim":
         try:
-            out.divergence = first_diverging_layer(out.fw_dir, levels[exact.REFERENCE]._m64, x)
+            out.divergence = first_diverging_layer(out.fw_dir, levels[exact.REFERENCE].float64, x)
         except (OSError, AttributeError) as exc:  # an emulator built without trace storage
             out.diagnosis = f"no layer trace: {exc}"
         if out.divergence is not None:
@@ -122,20 +139,33 @@ def _diagnose(out: Outcome, levels, sets) -> None:
         elif not out.diagnosis:
             out.diagnosis = "every traced layer agrees: the difference arises after the last traced layer"
     elif r.level not in ("da4ml", "rtl"):  # an imported model's own reference (qonnx's executor)
-        out.diagnosis = (f"output element {r.first.get('output_index')} differs between the imported model's own "
-                         f"reference ({r.level}) and its lowering to hgq2 layers (model.keras)")
+        out.diagnosis = (
+            f"output element {r.first.get('output_index')} differs between the imported model's own "
+            f"reference ({r.level}) and its lowering to hgq2 layers (model.keras)"
+        )
     else:
         csim_ok = all(b.level != "csim" for b in bad)
-        out.diagnosis = (f"output element {r.first.get('output_index')} differs; da4ml traces the model into one "
-                         f"graph without layer boundaries"
-                         + ("; the C simulation is exact on the same inputs, so the fault is below hls4ml's layers"
-                            if csim_ok else ""))
-    rep = out.fw_dir / VERIFY_DIR / f"mismatch_{r.level}_{r.inputs}.npz"
+        out.diagnosis = (
+            f"output element {r.first.get('output_index')} differs; da4ml traces the model into one "
+            f"graph without layer boundaries"
+            + (
+                "; the C simulation is exact on the same inputs, so the fault is below hls4ml's layers"
+                if csim_ok
+                else ""
+            )
+        )
+    rep = FirmwareDir(out.fw_dir).reproducer(r.level, r.inputs)
     rep.parent.mkdir(exist_ok=True)
     buf = io.BytesIO()
-    np.savez(buf, inputs=np.asarray(x)[None], expected=np.array(r.first["expected"]),
-             got=np.array(r.first["got"] if r.first["got"] is not None else []), level=r.level,
-             layer=out.divergence.layer if out.divergence else "", diagnosis=out.diagnosis)
+    np.savez(
+        buf,
+        inputs=np.asarray(x)[None],
+        expected=np.array(r.first["expected"]),
+        got=np.array(r.first["got"] if r.first["got"] is not None else []),
+        level=r.level,
+        layer=out.divergence.layer if out.divergence else "",
+        diagnosis=out.diagnosis,
+    )
     with atomic_file(rep) as tmp:
         Path(tmp).write_bytes(buf.getvalue())
     out.reproducer = rep

@@ -17,7 +17,6 @@ and, where the C simulation is still exact, says so: the fault is below hls4ml's
 from __future__ import annotations
 
 import ctypes
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,55 +24,9 @@ from typing import Any
 import numpy as np
 
 from trigger_ml.compile import manifest
-
-_FIXED = re.compile(r"^(u?)fixed<\s*(\d+)\s*,\s*(-?\d+)\s*(?:,\s*(\w+))?\s*(?:,\s*(\w+))?.*>$")
-
-
-@dataclass(frozen=True)
-class Fixed:
-    """An hls4ml fixed-point format: signed, width, integer bits (sign included), modes."""
-
-    signed: bool
-    width: int
-    integer: int
-    rounding: str = "TRN"
-    overflow: str = "WRAP"
-
-    @classmethod
-    def parse(cls, text: str) -> Fixed | None:
-        m = _FIXED.match(text.strip().replace("ap_", ""))
-        if not m:
-            return None
-        return cls(m.group(1) != "u", int(m.group(2)), int(m.group(3)), m.group(4) or "TRN", m.group(5) or "WRAP")
-
-    @property
-    def frac(self) -> int:
-        return self.width - self.integer
-
-    def quantize(self, x: np.ndarray) -> np.ndarray:
-        """Values onto this format, as ap_fixed assigns them (exact in float64 up to 53 bits)."""
-        v = np.ldexp(np.asarray(x, dtype=np.float64), self.frac)
-        if self.rounding == "TRN":
-            r = np.floor(v)
-        elif self.rounding == "RND":
-            r = np.floor(v + 0.5)
-        elif self.rounding == "RND_CONV":
-            r = np.round(v)  # half to even
-        elif self.rounding == "RND_ZERO":
-            r = np.trunc(v)
-        elif self.rounding == "RND_INF":
-            r = np.where(v >= 0, np.floor(v + 0.5), np.ceil(v - 0.5))
-        elif self.rounding == "RND_MIN_INF":
-            r = np.ceil(v - 0.5)
-        else:
-            r = np.trunc(v)
-        lo = -(2.0 ** (self.width - 1)) if self.signed else 0.0
-        hi = 2.0 ** (self.width - 1) - 1 if self.signed else 2.0**self.width - 1
-        if self.overflow.startswith("SAT"):
-            r = np.clip(r, lo, hi)
-        else:
-            r = np.mod(r - lo, 2.0**self.width) + lo
-        return np.ldexp(r, -self.frac)
+from trigger_ml.errors import SchemaError
+from trigger_ml.fixed import Fixed
+from trigger_ml.verify.levels import csim
 
 
 @dataclass
@@ -87,8 +40,10 @@ class LayerDiff:
     compared_layers: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
-        return (f"first diverging layer {self.layer!r} ({self.cls}, result {self.result_format}): "
-                f"element {self.index} expected {self.expected!r} got {self.got!r}")
+        return (
+            f"first diverging layer {self.layer!r} ({self.cls}, result {self.result_format}): "
+            f"element {self.index} expected {self.expected!r} got {self.got!r}"
+        )
 
 
 class _TraceData(ctypes.Structure):
@@ -97,8 +52,6 @@ class _TraceData(ctypes.Structure):
 
 def csim_layer_outputs(fw_dir: Path, x_event: np.ndarray) -> dict[str, np.ndarray]:
     """Every traced layer's output in the C simulation, for one event (model input values)."""
-    from trigger_ml.verify.levels import csim
-
     fw_dir = Path(fw_dir)
     rows = [r for r in manifest.read(fw_dir)["layers"] if r.get("traced")]
     if not rows:
@@ -164,8 +117,11 @@ def _pairs(model64, rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], st
             out.append((r, name))
             continue
         base, _, act = name.rpartition("_")
-        if base and _has_layer(model64, base) and \
-                getattr(getattr(model64.get_layer(base), "activation", None), "__name__", "linear") == act:
+        if (
+            base
+            and _has_layer(model64, base)
+            and getattr(getattr(model64.get_layer(base), "activation", None), "__name__", "linear") == act
+        ):
             out.append((r, base))
     return out
 
@@ -181,15 +137,30 @@ def first_diverging_layer(fw_dir: Path, model64, x_event: np.ndarray) -> LayerDi
         name = r["layer"]
         if name not in got or k not in want or got[name].shape != want[k].shape:
             continue
-        fmt = Fixed.parse(r["result"])
+        fmt = _result_format(r["result"])
         expected = fmt.quantize(want[k]) if fmt is not None else want[k]
         compared.append(k)
         bad = np.flatnonzero(expected != got[name])
         if len(bad):
             i = int(bad[0])
-            return LayerDiff(k, r["class"] if k == name else f"{r['class']} of {k}", r["result"], i,
-                             float(expected[i]), float(got[name][i]), compared)
+            return LayerDiff(
+                k,
+                r["class"] if k == name else f"{r['class']} of {k}",
+                r["result"],
+                i,
+                float(expected[i]),
+                float(got[name][i]),
+                compared,
+            )
     return None
+
+
+def _result_format(text: str) -> Fixed | None:
+    """The layer's result format (None when hls4ml's type is not a fixed-point spelling)."""
+    try:
+        return Fixed.parse(text)
+    except SchemaError:
+        return None
 
 
 def compared_layers(fw_dir: Path, model64, x_event: np.ndarray) -> list[str]:
