@@ -10,7 +10,13 @@ import pytest
 from trigger_ml import __version__
 from trigger_ml.compile import Options, compile_run, manifest
 from trigger_ml.compile.emulator import Interface
-from trigger_ml.compile.plugin import EXPORTED, build_plugin, exported_symbols, library_name, namespace_of
+from trigger_ml.compile.plugin import (
+    EXPORTED,
+    build_plugin,
+    exported_symbols,
+    library_name,
+    namespace_of,
+)
 from trigger_ml.compile.plugin_host import cmssw_level, plugin_path, run_plugins
 from trigger_ml.errors import MismatchError, UnsupportedError
 from trigger_ml.verify.levels import csim

@@ -49,7 +49,7 @@ CXXFLAGS = ("-O1", "-std=c++17", "-fPIC", "-fno-gnu-unique", "-fvisibility=hidde
 EXPORTED = ("create_model", "destroy_model", "tml_plugin_info")
 SOURCES = (".h", "_project.h", "_model.cpp", "_plugin.cpp", ".map")  # <model><suffix>, besides plugin.mk
 INTERFACE_HEADER = "hls4ml/emulator.h"
-_INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]', re.M)
+_INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]', re.MULTILINE)
 
 
 def library_name(model: str) -> str:
@@ -211,7 +211,7 @@ def exported_symbols(lib: Path) -> list[str]:
     nm = shutil.which("nm")
     if nm is None:
         raise ToolError("nm not found", "install binutils")
-    r = subprocess.run([nm, "-D", "--defined-only", str(lib)], capture_output=True, text=True)
+    r = subprocess.run([nm, "-D", "--defined-only", str(lib)], capture_output=True, text=True, check=False)
     if r.returncode:
         raise ToolError(f"nm failed on {lib}: {r.stderr.strip()}")
     return sorted(line.split()[-1] for line in r.stdout.splitlines() if line.strip())
