@@ -7,16 +7,10 @@ import subprocess
 import numpy as np
 import pytest
 
-from trigger_ml import __version__
-from trigger_ml.compile import Options, compile_run, manifest
+from tests.plugin_support import compile_with_plugin
+from trigger_ml.compile import manifest
 from trigger_ml.compile.emulator import Interface
-from trigger_ml.compile.plugin import (
-    EXPORTED,
-    build_plugin,
-    exported_symbols,
-    library_name,
-    namespace_of,
-)
+from trigger_ml.compile.plugin import EXPORTED, exported_symbols, library_name, namespace_of
 from trigger_ml.compile.plugin_host import cmssw_level, plugin_path, run_plugins
 from trigger_ml.errors import MismatchError, UnsupportedError
 from trigger_ml.verify.levels import csim
@@ -32,17 +26,9 @@ N_RANDOM = 10_000
 
 @pytest.fixture(scope="module")
 def plugins(trained, tmp_path_factory):
-    """(name, strategy) -> compiled directory with its plugin built (no RTL: the plugin needs hls/)."""
-    out = {}
-    for name, strategy in BUILDS:
-        _, run, _ = trained(name)
-        fw = tmp_path_factory.mktemp("fw") / f"{name}-{strategy}"
-        res = compile_run(run, fw, Options(strategy=strategy, rtl=False))
-        m = res.manifest
-        build_plugin(fw / "hls", fw / "emulator", m["model"], m["model_sha256"],
-                     Interface(**m["interface"]["emulator"]), __version__)
-        out[name, strategy] = fw
-    return out
+    """(name, strategy) -> compiled directory with its plugin built."""
+    return {(name, strategy): compile_with_plugin(trained(name)[1], tmp_path_factory.mktemp("fw") / f"{name}-{strategy}",
+                                                  strategy) for name, strategy in BUILDS}
 
 
 def _raw_inputs(fw, n_random=N_RANDOM):

@@ -39,13 +39,17 @@ from pathlib import Path
 from string import Template
 
 from trigger_ml.atomic import atomic_file
-from trigger_ml.compile.cache import cache_root, digest
+from trigger_ml.compile.cache import cache_root, digest, file_sha256
 from trigger_ml.compile.emulator import Interface, _run, _tool, compiler_version
 from trigger_ml.compile.hls import PROJECT
 from trigger_ml.errors import ToolError, UnsupportedError
 
 CXXFLAGS = ("-O1", "-std=c++17", "-fPIC", "-fno-gnu-unique", "-fvisibility=hidden",
             "-fvisibility-inlines-hidden", "-w")  # exceptions on: prepare_input throws on a wrong payload
+# -Bsymbolic: the library's own references bind inside it, whatever was loaded RTLD_GLOBAL before;
+# -z nodelete: dlclose leaves it mapped, so a model outliving its ModelLoader (a loader local to a
+# producer's constructor, as in L1MetPfProducer) keeps working.
+LDFLAGS = ("-Wl,-Bsymbolic", "-Wl,-z,nodelete", "-Wl,--no-undefined")
 EXPORTED = ("create_model", "destroy_model", "tml_plugin_info")
 SOURCES = (".h", "_project.h", "_model.cpp", "_plugin.cpp", ".map")  # <model><suffix>, besides plugin.mk
 INTERFACE_HEADER = "hls4ml/emulator.h"
@@ -128,8 +132,9 @@ def outside_includes(hls_dir: Path, project: str = PROJECT) -> list[str]:
 
 
 def write_sources(hls_dir: Path, emu_dir: Path, model: str, model_sha256: str, iface: Interface,
-                  version: str, project: str = PROJECT) -> Path:
-    """Write the plugin sources for one compiled model into `emu_dir`; returns the library path to build."""
+                  version: str, project: str = PROJECT, hls_rel: str = "../hls") -> Path:
+    """Write the plugin sources for one compiled model into `emu_dir` (`hls_rel`: the hls4ml project
+    as plugin.mk finds it from there); returns the library path to build."""
     hls_dir, emu_dir = Path(hls_dir), Path(emu_dir)
     lib, io = library_name(model), ProjectIO.read(hls_dir, project)
     ns = namespace_of(lib)
@@ -140,7 +145,7 @@ def write_sources(hls_dir: Path, emu_dir: Path, model: str, model_sha256: str, i
         "model": model, "lib": lib, "ns": ns, "guard": lib.upper(), "version": version, "model_sha256": model_sha256,
         "project": project, "n_in": iface.n_in, "n_out": iface.n_out, "in_frac": iface.in_frac,
         "out_frac": iface.out_frac, "in_type": io.in_type, "out_type": io.out_type, "in_ctype": io.in_ctype,
-        "out_ctype": io.out_ctype, "cxxflags": " ".join(CXXFLAGS),
+        "out_ctype": io.out_ctype, "cxxflags": " ".join(CXXFLAGS), "ldflags": " ".join(LDFLAGS), "hls": hls_rel,
         "in_note": "the model's input; per-input grids in ../manifest.json" if iface.n_in > 1 else "the model's input",
         "info": " ".join(f"{k}={v}" for k, v in info.items()),
         "outside_includes": "".join(f"#if __has_include({h})\n#include {h}\n#endif\n"
@@ -163,7 +168,7 @@ def _version(dist: str) -> str:
 
 
 def plugin_key(hls_dir: Path, emu_dir: Path, lib: str, flags: tuple[str, ...]) -> str:
-    parts: list[bytes | str] = [compiler_version(_tool("CXX", "g++")), " ".join(flags), "plugin"]
+    parts: list[bytes | str] = [compiler_version(_tool("CXX", "g++")), " ".join(flags), " ".join(LDFLAGS), "plugin"]
     fw = hls_dir / "firmware"
     files = [p for p in sorted(fw.rglob("*")) if p.is_file() and p.suffix in (".h", ".cpp", ".hpp")]
     for p in files:
@@ -193,8 +198,8 @@ def build_plugin(hls_dir: Path, emu_dir: Path, model: str, model_sha256: str, if
                       str(t / "model.o")], f"building the C simulation of {dest.name}")
                 glue.result()
             _run([cxx, *flags, str(t / "model.o"), str(t / "plugin.o"), "-o", str(t / dest.name), "-shared",
-                  f"-Wl,--version-script={emu_dir / (lib + '.map')}", "-Wl,-Bsymbolic", f"-Wl,-soname,{dest.name}",
-                  "-Wl,--no-undefined"], f"linking the CMSSW plugin {dest.name}")
+                  f"-Wl,--version-script={emu_dir / (lib + '.map')}", *LDFLAGS, f"-Wl,-soname,{dest.name}"],
+                 f"linking the CMSSW plugin {dest.name}")
             for o in ("model.o", "plugin.o"):
                 (t / o).unlink()
             try:
@@ -215,3 +220,10 @@ def exported_symbols(lib: Path) -> list[str]:
     if r.returncode:
         raise ToolError(f"nm failed on {lib}: {r.stderr.strip()}")
     return sorted(line.split()[-1] for line in r.stdout.splitlines() if line.strip())
+
+
+def manifest_entry(lib: Path) -> dict[str, object]:
+    """The manifest's `plugin` field for a built library (compile adds it; verify checks against it)."""
+    lib = Path(lib)
+    return {"library": f"emulator/{lib.name}", "namespace": namespace_of(lib.stem), "exports": list(EXPORTED),
+            "sha256": file_sha256(lib), "cxxflags": list(CXXFLAGS)}

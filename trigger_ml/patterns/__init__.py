@@ -13,30 +13,18 @@ Pure Python and numpy; the model side (raw integers from the C simulation) is th
 
 from trigger_ml.patterns.board import BoardData
 from trigger_ml.patterns.compare import Comparison, Difference, compare
-from trigger_ml.patterns.formats import FORMATS, detect_format, get_format, read_file, write_file
+from trigger_ml.patterns.formats import (
+    FORMATS,
+    detect_format,
+    get_format,
+    read_file,
+    write_file,
+    writer,
+)
 from trigger_ml.patterns.mapping import Layout, LinkMapping, layout, pack, unpack
 from trigger_ml.patterns.sets import read_side, read_spec, read_values, write_set
 from trigger_ml.patterns.stream import from_boards, to_boards
 
-__all__ = [
-           "FORMATS",
-           "BoardData",
-           "Comparison",
-           "Difference",
-           "Layout",
-           "LinkMapping",
-           "compare",
-           "detect_format",
-           "from_boards",
-           "get_format",
-           "layout",
-           "pack",
-           "read_file",
-           "read_side",
-           "read_spec",
-           "read_values",
-           "to_boards",
-           "unpack",
-           "write_file",
-           "write_set",
-]
+__all__ = ["FORMATS", "BoardData", "Comparison", "Difference", "Layout", "LinkMapping", "compare",
+           "detect_format", "from_boards", "get_format", "layout", "pack", "read_file", "read_side",
+           "read_spec", "read_values", "to_boards", "unpack", "write_file", "write_set", "writer"]

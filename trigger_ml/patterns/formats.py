@@ -222,6 +222,14 @@ def get_format(name: str) -> Format:
     return FORMATS[key]
 
 
+def writer(name: str) -> Callable[[BoardData], str]:
+    """The writer of a format: one error now for an unknown format or X2O (not when writing)."""
+    f = get_format(name)
+    if f.name == "X2O":
+        _x2o()
+    return f.write
+
+
 def detect_format(text: str) -> str:
     """The format of a pattern file's text, from its first meaningful line."""
     first = next((line.strip() for line in text.splitlines() if line.strip()), "")
@@ -239,7 +247,7 @@ def read_file(path: str | Path, fmt: str | None = None) -> BoardData:
 
 def write_file(path: str | Path, board: BoardData, fmt: str) -> Path:
     """Write a pattern file atomically."""
-    text = get_format(fmt).write(board)
+    text = writer(fmt)(board)
     with atomic_file(path) as tmp:
         Path(tmp).write_text(text)
     return Path(path)

@@ -21,7 +21,7 @@ import numpy as np
 from trigger_ml.atomic import atomic_file
 from trigger_ml.errors import SchemaError
 from trigger_ml.patterns.board import BoardData
-from trigger_ml.patterns.formats import get_format, read_file, write_file
+from trigger_ml.patterns.formats import read_file, write_file, writer
 from trigger_ml.patterns.mapping import Layout, LinkMapping, layout, pack, unpack
 from trigger_ml.patterns.stream import from_boards, to_boards
 
@@ -55,7 +55,7 @@ def write_set(out_dir: str | Path, raw_in: np.ndarray, raw_out: np.ndarray, lay_
     """Write input and expected-output pattern files and the spec; returns the spec."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    get_format(fmt)  # an unknown format fails before any file is written
+    writer(fmt)  # an unknown or refused format fails before any file is written
     spec: dict[str, Any] = {"format": fmt, "events": len(raw_in), **(meta or {})}
     for (side, stem), raw, lay in zip(SIDES.items(), (raw_in, raw_out), (lay_in, lay_out)):
         files = []

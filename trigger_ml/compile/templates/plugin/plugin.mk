@@ -4,11 +4,11 @@
 # default; CMSSW's hls4mlEmulatorExtras external ships the same headers under include/ap_types).
 # The model's translation unit is built without exceptions (4x faster to compile, as the C
 # simulation), the Model class with them (a wrong payload type throws std::invalid_argument).
-HLS ?= ../hls
+HLS ?= ${hls}
 AP_TYPES ?= $$(HLS)/firmware/ap_types
 CXX ?= g++
 PLUGIN_CXXFLAGS ?= ${cxxflags}
-PLUGIN_LDFLAGS = -shared -Wl,--version-script=${lib}.map -Wl,-Bsymbolic -Wl,-soname,${lib}.so -Wl,--no-undefined
+PLUGIN_LDFLAGS = -shared -Wl,--version-script=${lib}.map ${ldflags} -Wl,-soname,${lib}.so
 INC = -I. -I$$(HLS) -I$$(HLS)/firmware -I$$(AP_TYPES)
 DEPS = ${lib}_project.h $$(HLS)/firmware/${project}.h
 
