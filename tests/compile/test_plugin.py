@@ -12,7 +12,9 @@ from trigger_ml.compile import manifest
 from trigger_ml.compile.emulator import Interface
 from trigger_ml.compile.plugin import EXPORTED, exported_symbols, library_name, namespace_of
 from trigger_ml.compile.plugin_host import cmssw_level, plugin_path, run_plugins
+from trigger_ml.config import load_card
 from trigger_ml.errors import MismatchError, UnsupportedError
+from trigger_ml.train.models import model_inputs
 from trigger_ml.verify.levels import csim
 from trigger_ml.verify.vectors import extreme_inputs
 
@@ -40,13 +42,17 @@ def _raw_inputs(fw, n_random=N_RANDOM):
 
 
 @pytest.mark.parametrize("mode", ["local", "global"])
-def test_plugins_loaded_together_each_equal_their_c_simulation(plugins, mode):
-    runs = [(plugin_path(fw), _raw_inputs(fw)) for fw in plugins.values()]
+def test_plugins_loaded_together_each_equal_their_c_simulation(plugins, exact_data, mode):
+    """10,000 data windows, then 10,000 random words of the input format and its extremes, per model."""
+    runs = []
+    for fw in plugins.values():
+        data = model_inputs(load_card(fw / "card.yaml"), exact_data).reshape(len(exact_data), -1)
+        runs.append((plugin_path(fw), np.concatenate([csim(fw).iface.to_raw(data), _raw_inputs(fw)])))
     outs, infos = run_plugins(runs, mode)
     for (key, fw), (_, raw), out, info in zip(plugins.items(), runs, outs, infos):
         ref = csim(fw).predict_raw(raw)
         assert info["model_sha256"] == manifest.read(fw)["model_sha256"]
-        assert len(raw) == N_RANDOM + 6 and len(np.unique(ref)) > 50, key  # outputs vary: equality means something
+        assert len(raw) == 20_006 and len(np.unique(ref)) > 50, key  # outputs vary: equality means something
         bad = np.flatnonzero(np.any(out != ref, axis=1))
         assert len(bad) == 0, f"{key} ({mode}): {len(bad)}/{len(raw)} events differ, first {bad[:1]}"
 
