@@ -64,14 +64,18 @@ def patterns_write(
 
     from trigger_ml.compile.driver import CARD
     from trigger_ml.config import load_card
-    from trigger_ml.patterns import writer
+    from trigger_ml.patterns import canonical, get_format, writer
     from trigger_ml.verify.board import model_inputs_for, model_patterns
 
     if events < 1:
         raise TriggerMLError("--events must be >= 1")
     writer(format)  # an unknown or refused format fails before the model runs
     ds = None
-    if load_card(firmware / CARD).input != "tensor":
+    imported = load_card(firmware / CARD).input == "tensor"
+    if imported and data is not None:
+        raise TriggerMLError(f"{firmware} is an imported model: it reads no ECAL data",
+                             "drop --data (its patterns are fuzzed words of its input format)")
+    if not imported:
         if data is not None:
             from trigger_ml.data import read_dataset
 
@@ -83,11 +87,13 @@ def patterns_write(
     x, source = model_inputs_for(firmware, ds, events, seed)
     x = x[:events]
     maps = yaml.safe_load(mapping.read_text()) if mapping is not None else None
-    dest = out or firmware / "patterns" / format.lower()
-    spec = model_patterns(firmware, dest, format.lower(), x, maps, source + (f" from {data}" if data else ""))
-    results.print(f"{dest}: {spec['events']} events; inputs on links {spec['inputs']['mapping']['links'] or 'auto'} "
-                  f"({len(spec['inputs']['files'])} file(s)), expected outputs ({len(spec['outputs']['files'])} "
-                  f"file(s)), {format}", highlight=False, soft_wrap=True)
+    fmt = canonical(format)
+    dest = out or firmware / "patterns" / fmt
+    spec = model_patterns(firmware, dest, fmt, x, maps, source + (f" from {data}" if data else ""))
+    i, o = spec["inputs"], spec["outputs"]
+    results.print(f"{dest}: {spec['events']} events ({source}), {get_format(fmt).name}: inputs on links {i['links']} "
+                  f"({i['words_per_link']} words per event each, {len(i['files'])} file(s)), expected outputs on "
+                  f"links {o['links']} ({len(o['files'])} file(s))", highlight=False, soft_wrap=True)
 
 
 @patterns_app.command("compare")

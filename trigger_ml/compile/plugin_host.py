@@ -98,6 +98,7 @@ class PluginLevel:
         self.lib = Path(lib)
         self.iface = iface
         self.mode = mode
+        self.rebuilt = False  # set by cmssw_level: other bytes than the library compile recorded
         _, (self.info,) = run_plugins([(self.lib, np.zeros((0, iface.n_in), dtype=np.int64))], mode)
 
     def predict_raw(self, raw: np.ndarray) -> np.ndarray:

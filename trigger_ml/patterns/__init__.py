@@ -15,6 +15,7 @@ from trigger_ml.patterns.board import BoardData
 from trigger_ml.patterns.compare import Comparison, Difference, compare
 from trigger_ml.patterns.formats import (
     FORMATS,
+    canonical,
     detect_format,
     get_format,
     read_file,
@@ -25,6 +26,6 @@ from trigger_ml.patterns.mapping import Layout, LinkMapping, layout, pack, unpac
 from trigger_ml.patterns.sets import read_side, read_spec, read_values, write_set
 from trigger_ml.patterns.stream import from_boards, to_boards
 
-__all__ = ["FORMATS", "BoardData", "Comparison", "Difference", "Layout", "LinkMapping", "compare",
+__all__ = ["FORMATS", "BoardData", "Comparison", "Difference", "Layout", "LinkMapping", "canonical", "compare",
            "detect_format", "from_boards", "get_format", "layout", "pack", "read_file", "read_side",
            "read_spec", "read_values", "to_boards", "unpack", "write_file", "write_set", "writer"]

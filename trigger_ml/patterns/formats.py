@@ -211,15 +211,20 @@ class Format:
 
 FORMATS = {"emp1": Format("EMPv1", read_emp1, write_emp1), "emp2": Format("EMPv2", read_emp2, write_emp2),
            "apx": Format("APx", read_apx, write_apx), "x2o": Format("X2O", _x2o, _x2o)}
-# DemonstratorTools' parseFileFormat spellings, besides ours
-ALIASES = {"EMP": "emp1", "emp": "emp1", "EMPv1": "emp1", "EMPv2": "emp2", "APx": "apx", "X2O": "x2o", "x2O": "x2o"}
+# DemonstratorTools' parseFileFormat spellings (EMP, emp, EMPv1, EMPv2, APx, apx, X2O, x2O), in any case
+ALIASES = {"emp": "emp1", "empv1": "emp1", "empv2": "emp2"}
+
+
+def canonical(name: str) -> str:
+    """Our name of a format (emp1, emp2, apx, x2o) from any accepted spelling."""
+    key = ALIASES.get(name.lower(), name.lower())
+    if key not in FORMATS:
+        raise SchemaError(f"unknown pattern-file format {name!r}", f"use one of {sorted(FORMATS)}")
+    return key
 
 
 def get_format(name: str) -> Format:
-    key = ALIASES.get(name, name.lower())
-    if key not in FORMATS:
-        raise SchemaError(f"unknown pattern-file format {name!r}", f"use one of {sorted(FORMATS)}")
-    return FORMATS[key]
+    return FORMATS[canonical(name)]
 
 
 def writer(name: str) -> Callable[[BoardData], str]:

@@ -21,7 +21,7 @@ import numpy as np
 from trigger_ml.atomic import atomic_file
 from trigger_ml.errors import SchemaError
 from trigger_ml.patterns.board import BoardData
-from trigger_ml.patterns.formats import read_file, write_file, writer
+from trigger_ml.patterns.formats import canonical, read_file, write_file, writer
 from trigger_ml.patterns.mapping import Layout, LinkMapping, layout, pack, unpack
 from trigger_ml.patterns.stream import from_boards, to_boards
 
@@ -38,7 +38,8 @@ class Side:
 
     def to_dict(self) -> dict[str, Any]:
         return {"mapping": self.layout.mapping.to_dict(), "widths": list(self.layout.widths),
-                "signed": list(self.layout.signed), "files": list(self.files)}
+                "signed": list(self.layout.signed), "files": list(self.files),
+                "links": list(self.layout.links), "words_per_link": self.layout.words_per_link}  # as resolved
 
 
 def side_layout(d: dict[str, Any], where: str) -> Layout:
@@ -56,7 +57,7 @@ def write_set(out_dir: str | Path, raw_in: np.ndarray, raw_out: np.ndarray, lay_
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     writer(fmt)  # an unknown or refused format fails before any file is written
-    spec: dict[str, Any] = {"format": fmt, "events": len(raw_in), **(meta or {})}
+    spec: dict[str, Any] = {"format": canonical(fmt), "events": len(raw_in), **(meta or {})}
     for (side, stem), raw, lay in zip(SIDES.items(), (raw_in, raw_out), (lay_in, lay_out)):
         files = []
         for k, board in enumerate(to_boards(pack(raw, lay), lay, name)):
