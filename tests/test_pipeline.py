@@ -53,7 +53,7 @@ def test_run_fast_reproduces_the_structure_of_the_reference_results(fast_run):
                     assert set(a["figures"]) == set(b["figures"])
         result = json.loads((tmp / "firmware" / model / "verify" / "result.json").read_text())
         assert all(e["mismatched"] == 0 and e["compared"] > 0 for e in result["exact"])
-        assert {e["level"] for e in result["exact"]} == {"csim", "da4ml", "rtl"}
+        assert {e["level"] for e in result["exact"]} == {"csim", "cmssw", "da4ml", "rtl"}
     summary = (tmp / "runs" / "summary.md").read_text()
     assert all(m in summary for m in P.MODELS) and "exact" in summary
 

@@ -24,6 +24,7 @@ import yaml
 from trigger_ml import fpga
 from trigger_ml.errors import SchemaError
 from trigger_ml.layers import NAME, check_layers
+from trigger_ml.patterns.mapping import LinkMapping
 
 
 def bounded(
@@ -155,6 +156,8 @@ class ModelCard:
     fidelity: Fidelity = Fidelity()
     anomaly: Anomaly = Anomaly()
     budget: Budget = Budget()
+    # board-test link mapping: {inputs: {...}, outputs: {...}}, keys of trigger_ml.patterns.LinkMapping
+    patterns: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     source: str = ""
 
@@ -308,4 +311,9 @@ def card_from_dict(data: Any, where: str) -> ModelCard:
             f"{where}.training: validation_fraction + test_fraction must be below 1", "leave some windows to train on"
         )
     fpga.family_of(card.firmware.part)
+    bad = sorted(set(card.patterns) - {"inputs", "outputs"})
+    if bad:
+        raise SchemaError(f"{where}.patterns: unknown key(s) {bad}", "use inputs: and outputs: (README, Board tests)")
+    for side, mapping in card.patterns.items():
+        LinkMapping.from_dict(mapping, f"{where}.patterns.{side}")
     return card

@@ -77,6 +77,11 @@ class FirmwareDir(_Dir):
     vendor_report = property(lambda self: self.root / "hls" / "synthesis_report.json")
     emulator = property(lambda self: self.root / "emulator")
     emulator_lib = property(lambda self: self.root / "emulator" / "libtml_emulator.so")
+
+    def plugin(self, lib: str) -> Path:
+        """The CMSSW plugin library `emulator/<model>.so` (lib: the model name as a library stem)."""
+        return self.root / "emulator" / f"{lib}.so"
+
     rtl = property(lambda self: self.root / "rtl")
     rtl_src = property(lambda self: self.root / "rtl" / "src")
     comb = property(lambda self: self.root / "rtl" / "comb.json")
@@ -149,6 +154,12 @@ class Cache(_Dir):
 
     def bin(self, key: str) -> Path:
         return self.root / "bin" / key
+
+    def plugin(self, key: str) -> Path:
+        return self.root / "plugin" / f"{key}.so"
+
+    def driver(self, key: str) -> Path:
+        return self.root / "driver" / f"{key}-tml_plugin_driver"
 
 
 @dataclass(frozen=True)

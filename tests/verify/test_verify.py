@@ -22,9 +22,9 @@ pytestmark = pytest.mark.slow
 def test_all_levels_including_rtl_agree_exactly(compiled, small_data, name):
     res = compiled(name, "latency")
     levels = exact.load_levels(res.out)
-    assert set(levels) == {"keras", "csim", "da4ml", "rtl"}
+    assert set(levels) == {"keras", "csim", "cmssw", "da4ml", "rtl"}
     results = exact.compare(levels, exact.inputs_for(res.out, small_data, n_fuzz=300))
-    assert len(results) == 6
+    assert len(results) == 8
     for r in results:
         assert r.compared > 0 and r.mismatched == 0, r.name()
 
@@ -51,7 +51,7 @@ def test_cli_verify_writes_junit_with_one_case_per_check(compiled, tmp_path, cap
     main(["verify", str(fw), "--events", "1000", "--fuzz", "100", "--junit", str(tmp_path / "v.xml")])
     suite = ET.parse(tmp_path / "v.xml").getroot().find("testsuite")
     names = [c.get("name") for c in suite.findall("testcase")]
-    assert suite.get("failures") == "0" and len(names) == 6 + 2 + 4  # exact pairs, fidelity, budget
+    assert suite.get("failures") == "0" and len(names) == 8 + 2 + 4  # exact pairs, fidelity, budget
     assert "keras == rtl on fuzzed" in names and "keras == csim on data" in names
     assert "fidelity: AUC loss (float - quantized)" in names and "budget: lut <= 1e+07" in names
     out = capsys.readouterr().out
@@ -197,7 +197,7 @@ def test_assert_bit_exact_passes_on_firmware_and_names_the_layer_on_a_fault(comp
 
     src = compiled("eg_mlp", "latency").out
     x = exact.inputs_for(src, small_data, n_fuzz=50)["data"]
-    assert assert_bit_exact(FirmwareDir(src).model, src, x) == {"csim": len(x), "da4ml": len(x), "rtl": len(x)}
+    assert assert_bit_exact(FirmwareDir(src).model, src, x) == dict.fromkeys(("csim", "cmssw", "da4ml", "rtl"), len(x))
     fw = tmp_path / "fw"
     shutil.copytree(src, fw)
     _inject_bias_error(fw)

@@ -26,7 +26,7 @@ import yaml
 
 from trigger_ml import __version__
 from trigger_ml.atomic import atomic_dir
-from trigger_ml.compile import cache, emulator, hls, manifest, rtl
+from trigger_ml.compile import cache, emulator, hls, manifest, plugin, rtl
 from trigger_ml.config import ModelCard, load_card
 from trigger_ml.errors import SchemaError, TriggerMLError, UnsupportedError
 from trigger_ml.fpga import MODEL_VERSION
@@ -82,7 +82,13 @@ def read_run(run_dir: str | Path) -> tuple[ModelCard, dict[str, Any], Path]:
 
 def compile_key(run: RunDir, card: ModelCard, opts: Options, tools: dict[str, str]) -> str:
     conf = json.dumps(
-        {"card": card.to_dict(), "rtl": opts.rtl, "flags": emulator.CXXFLAGS, "timing_model": MODEL_VERSION},
+        {
+            "card": card.to_dict(),
+            "rtl": opts.rtl,
+            "flags": emulator.CXXFLAGS,
+            "plugin_flags": [*plugin.CXXFLAGS, *plugin.LDFLAGS],
+            "timing_model": MODEL_VERSION,
+        },
         sort_keys=True,
     )
     twin = run.float_model
@@ -165,6 +171,7 @@ def _compile_into(
         emu.add_done_callback(lambda _: timings.__setitem__("emulator_build", time.perf_counter() - t_emu))
         rtl_job = pool.submit(_background, _rtl, model, card, iface, fw.rtl, opts, notes, timings)
         lib_cached = emu.result()
+        plugin_info = _plugin(fw, card, model_sha, iface, notes, timings)  # while da4ml still traces
         rtl_info = rtl_job.result()
 
     content = {
@@ -182,9 +189,30 @@ def _compile_into(
         "interface": {**formats, "emulator": iface.to_json()},
         "layers": precisions,
         "rtl": rtl_info,
+        "plugin": plugin_info,
     }
     m = manifest.write(fw.root, content)
     return Result(fw.root, m, False, timings, notes + (["emulator library from the build cache"] if lib_cached else []))
+
+
+def _plugin(
+    fw: FirmwareDir,
+    card: ModelCard,
+    model_sha: str,
+    iface: emulator.Interface,
+    notes: list[str],
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    """The CMSSW plugin `emulator/<model>.so` (trigger_ml.compile.plugin), or a note why there is none."""
+    t = time.perf_counter()
+    try:
+        lib = plugin.build_plugin(fw.hls, fw.emulator, plugin.PluginSpec(card.name, model_sha, iface, __version__))
+        info: dict[str, Any] = {"written": True, **plugin.manifest_entry(lib)}
+    except UnsupportedError as exc:  # io_stream, or not one input and one output array
+        notes.append(f"cmssw plugin skipped: {exc.what}")
+        info = {"written": False, "reason": exc.what}
+    timings["cmssw_plugin"] = time.perf_counter() - t
+    return info
 
 
 def _keep_reference(run: RunDir, fw: FirmwareDir) -> None:

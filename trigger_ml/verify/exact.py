@@ -52,6 +52,9 @@ def load_levels(fw_dir: Path, rtl_sim: bool = True) -> dict[str, L.Level]:
     fw = FirmwareDir(fw_dir)
     m = manifest.read(fw.root)
     out: dict[str, L.Level] = {REFERENCE: L.golden(fw.root), "csim": L.csim(fw.root)}
+    plugin = L.cmssw(fw.root)
+    if plugin is not None:  # the CMSSW plugin, run as CMSSW runs it
+        out["cmssw"] = plugin
     foreign = L.foreign_reference(fw.root)
     if foreign is not None and foreign[1]["check"] == "exact":  # an imported QONNX model: its own executor
         out[foreign[1]["reference"]] = foreign[0]

@@ -19,6 +19,7 @@ import numpy as np
 from trigger_ml.compile import manifest
 from trigger_ml.compile.cache import file_sha256
 from trigger_ml.compile.emulator import CSim, Interface, build_library
+from trigger_ml.compile.plugin_host import cmssw_level
 from trigger_ml.compile.rtl import SoftwareModel, build_rtl_sim
 from trigger_ml.errors import SchemaError, ToolError
 from trigger_ml.interop.reference import load as load_foreign
@@ -26,6 +27,7 @@ from trigger_ml.layout import FirmwareDir
 from trigger_ml.train.golden import QuantizedModel, float64_copy
 
 __all__ = [
+    "cmssw",
     "Level",
     "QuantizedModel",
     "csim",
@@ -121,3 +123,13 @@ def foreign_reference(fw_dir: str | Path):
         return None
     manifest.check(fw.root, manifest.recorded_under(fw.root, _rel(fw, folder.root) + "/"))
     return load_foreign(folder)
+
+
+def cmssw(fw_dir: str | Path, mode: str = "local"):
+    """The `cmssw` level: the compiled model's CMSSW plugin (`emulator/<model>.so`) loaded by a C++ host
+    the way hls4mlEmulator::ModelLoader loads it (`mode` local or global dlopen), checked by its hash
+    before it runs; None when the directory has no plugin (io_stream or multi-array models)."""
+    m = manifest.read(fw_dir)
+    if not m.get("plugin", {}).get("written", False):
+        return None
+    return cmssw_level(fw_dir, mode)

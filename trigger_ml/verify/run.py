@@ -138,6 +138,14 @@ def _diagnose(out: Outcome, levels, sets) -> None:
             out.diagnosis = out.divergence.describe()
         elif not out.diagnosis:
             out.diagnosis = "every traced layer agrees: the difference arises after the last traced layer"
+    elif r.level == "cmssw":
+        csim_ok = all(b.level != "csim" for b in bad)
+        out.diagnosis = "the CMSSW plugin differs from the quantized model" + (
+            "; the C simulation is exact on the same inputs, so the fault is in the plugin's payload conversion "
+            "(emulator/<model>_plugin.cpp)"
+            if csim_ok
+            else ""
+        )
     elif r.level not in ("da4ml", "rtl"):  # an imported model's own reference (qonnx's executor)
         out.diagnosis = (
             f"output element {r.first.get('output_index')} differs between the imported model's own "

@@ -1,100 +1,28 @@
-"""The command line: `trigger-ml data|train|compile|verify|report|run|import|export ...`.
-
-Every command raises `TriggerMLError` for bad input; `main` prints it once and exits with its
-code (0 success, 1 mismatch, 2 fidelity or budget exceeded, 3 usage or tool error).
-"""
+"""`trigger-ml train|compile|verify|report` (one stage each), `run` (the whole chain, resumable) and `scan`
+(a grid of runs on dask)."""
 
 from __future__ import annotations
 
-import errno
-import logging
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
-from trigger_ml.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, TriggerMLError
-from trigger_ml.progress import console, results, setup_logging
-
-# options shared by several commands: one name, one meaning, one help text
-RootSchema = Annotated[
-    Path | None, typer.Option(help="YAML schema mapping our fields to the branches of a .root data file (README, Data)")
-]
-DataFile = Annotated[
-    Path | None, typer.Option(help="your data file (.h5, .npz, .root); default: simulate --events windows")
-]
-Events = Annotated[int, typer.Option(help="windows to simulate when no --data is given")]
-VerifyEvents = Annotated[int, typer.Option(help="windows checked bit for bit per model (at most)")]
-Fuzz = Annotated[
-    int, typer.Option(help="random words of the input format per model besides its extremes (<= 1,000,000)")
-]
-Rtl = Annotated[
-    bool, typer.Option(help="the RTL levels: da4ml's Verilog, its software model, the Verilator simulation")
-]
-Synth = Annotated[bool, typer.Option(help="yosys synthesis of the RTL for the figures (cached by the RTL's hash)")]
-
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
-data_app = typer.Typer(no_args_is_help=True, help="Simulate, read and plot ECAL window data.")
-app.add_typer(data_app, name="data")
-log = logging.getLogger("trigger_ml")
-
-
-@app.callback()
-def _root(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
-    setup_logging(verbose)
-
-
-@data_app.command("simulate")
-def data_simulate(
-    events: Annotated[int, typer.Option(help="number of windows")] = 200_000,
-    pu: Annotated[float, typer.Option(help="pileup")] = 200.0,
-    seed: Annotated[int, typer.Option()] = 1,
-    noise: Annotated[float, typer.Option(help="per-crystal noise, GeV")] = 0.045,
-    lsb: Annotated[float, typer.Option(help="trigger-primitive LSB, GeV")] = 0.25,
-    bits: Annotated[int, typer.Option(help="saturation bit width of a crystal count")] = 10,
-    window: Annotated[int, typer.Option(help="window size N (N x N crystals)")] = 9,
-    out: Annotated[Path, typer.Option(help="output HDF5 file")] = Path("data/ecal.h5"),
-) -> None:
-    """Simulate ECAL windows (eg, pu and anomaly classes) and write them to HDF5."""
-    from trigger_ml.data import SimConfig, from_windows, simulate, write_h5
-    from trigger_ml.progress import task
-
-    try:
-        cfg = SimConfig(window=window, pu=pu, noise_gev=noise, lsb_gev=lsb, bits=bits)
-    except ValueError as exc:
-        raise TriggerMLError(f"bad simulation option: {exc}", "see `trigger-ml data simulate --help`") from None
-    if events < 1:
-        raise TriggerMLError(f"--events must be >= 1, got {events}")
-    with task("simulating windows", events) as advance:
-        w = simulate(events, cfg, seed, progress=advance)
-    ds = from_windows(w)
-    write_h5(ds, out)
-    log.info("wrote %d windows (%s) to %s", len(ds), ", ".join(ds.class_names), out)
-
-
-@data_app.command("plot")
-def data_plot(
-    data: Annotated[Path, typer.Argument(help="data file (.h5, .npz)")] = Path("data/ecal.h5"),
-    out: Annotated[Path, typer.Option(help="output folder for PNGs")] = Path("plots"),
-    root_schema: RootSchema = None,
-) -> None:
-    """Plot features and mean images per class; print the cut-based baseline's working point."""
-    from trigger_ml.data import read_dataset
-    from trigger_ml.data.baseline import baseline_pass, working_point
-    from trigger_ml.data.plots import plot_all
-
-    ds = read_dataset(data, root_schema)
-    wp = working_point(baseline_pass(ds.features), ds.is_signal, ds.is_background)
-    results.print(
-        f"cut-based baseline (CMS Phase-2 barrel standalone EG ID) on {len(ds)} windows "
-        f"at PU {ds.meta.get('pu', '?')}: {wp}",
-        highlight=False,
-        soft_wrap=True,
-    )
-    for p in plot_all(ds, out):
-        log.info("wrote %s", p)
+from trigger_ml.cli.app import (
+    DataFile,
+    Events,
+    Fuzz,
+    RootSchema,
+    Rtl,
+    Synth,
+    VerifyEvents,
+    _check_counts,
+    _print_and_write,
+    app,
+    log,
+)
+from trigger_ml.errors import TriggerMLError
+from trigger_ml.progress import console, results
 
 
 @app.command("train")
@@ -419,14 +347,14 @@ def scan_cmd(
     point: Annotated[
         list[str] | None, typer.Option("--point", help="one extra point key=v,key=v (besides the grid's product)")
     ] = None,
+    data: DataFile = None,
+    events: Events = 200_000,
+    out: Annotated[Path | None, typer.Option(help="scan directory (default: scans/<model>)")] = None,
     scheduler: Annotated[
         str,
         typer.Option(help="local (a LocalCluster on this machine) or a dask scheduler address such as tcp://host:8786"),
     ] = "local",
     workers: Annotated[int | None, typer.Option(help="LocalCluster workers (default: one per core)")] = None,
-    out: Annotated[Path | None, typer.Option(help="scan directory (default: scans/<model>)")] = None,
-    data: DataFile = None,
-    events: Events = 200_000,
     verify_events: VerifyEvents = 10_000,
     fuzz: Fuzz = 1000,
     rtl: Rtl = True,
@@ -481,162 +409,3 @@ def scan_cmd(
     log.info("results: %s (.md, .json), %s", sd.results_csv, sd.pareto)
     if res.exit_code:
         raise typer.Exit(res.exit_code)
-
-
-@app.command("import")
-def import_cmd(
-    src: Annotated[
-        Path,
-        typer.Argument(
-            help="model.onnx (QONNX or float ONNX), model.json (QKeras, with --weights) or model.h5 (QKeras)"
-        ),
-    ],
-    out: Annotated[Path, typer.Option(help="run directory to write (then `trigger-ml compile` it)")],
-    weights: Annotated[Path | None, typer.Option(help="the .h5 weights of a QKeras model.json")] = None,
-    input_format: Annotated[
-        str | None, typer.Option(help="float ONNX: input format fixed<W,I> or ufixed<W,I> (default fixed<16,6>)")
-    ] = None,
-    weight_bits: Annotated[
-        int | None, typer.Option(help="float ONNX: bits per weight, sign included (default 16)")
-    ] = None,
-    act_frac_bits: Annotated[
-        int | None, typer.Option(help="float ONNX: fractional bits of hidden activations (default 10)")
-    ] = None,
-) -> None:
-    """Import a foreign model (QONNX, float ONNX, legacy QKeras) as a run directory that `compile` and
-    `verify` take, keeping its own reference (qonnx's executor, onnxruntime, the rebuilt QKeras model)."""
-    import json
-
-    from trigger_ml.interop import import_model
-
-    with console.status(f"importing {src} -> {out}"):
-        summary = import_model(
-            src, out, weights, input_format=input_format, weight_bits=weight_bits, act_frac_bits=act_frac_bits
-        )
-    keys = ("kind", "reference", "check", "n_inputs", "n_outputs", "layers", "import_check", "predictions")
-    results.print_json(json.dumps({k: summary[k] for k in keys if k in summary}, default=str))
-    log.info("wrote %s; next: trigger-ml compile %s --out firmware/<name>", out, out)
-
-
-@app.command("export")
-def export_cmd(
-    run: Annotated[Path, typer.Argument(help="training run directory (from `trigger-ml train`)")],
-    onnx: Annotated[
-        bool,
-        typer.Option(
-            "--onnx", help="write float.onnx (the float twin) and model.qonnx.onnx (the quantized model as QONNX)"
-        ),
-    ] = False,
-    out: Annotated[Path | None, typer.Option(help="output directory (default <run>/onnx)")] = None,
-) -> None:
-    """Export a trained run: --onnx writes the float twin as ONNX and the quantized model as QONNX, and
-    checks them (float: onnxruntime vs Keras within 1e-6; QONNX: qonnx's executor vs Keras, exact)."""
-    import json
-
-    if not onnx:
-        raise TriggerMLError("choose an export format", "trigger-ml export <run> --onnx")
-    from trigger_ml.interop.onnx_export import export_run
-    from trigger_ml.layout import RunDir
-
-    with console.status(f"exporting {run} as ONNX"):
-        summary = export_run(run, out or RunDir(run).onnx)
-    results.print_json(json.dumps(summary, default=str))
-
-
-def _check_counts(events: int, verify_events: int, fuzz: int) -> None:
-    """--events, --verify-events and --fuzz within their documented bounds."""
-    from trigger_ml.verify.exact import MAX_FUZZ
-
-    if events < 1 or verify_events < 1:
-        raise TriggerMLError(f"--events {events} / --verify-events {verify_events}: each must be at least 1")
-    if not 0 <= fuzz <= MAX_FUZZ:
-        raise TriggerMLError(
-            f"--fuzz {fuzz:,} is outside 0 .. {MAX_FUZZ:,}",
-            f"use at most {MAX_FUZZ:,} random words per check (run several checks for more)",
-        )
-
-
-def _print_and_write(title: str, head: list[str], rows: list[list[str]], dest: Path) -> None:
-    """Print a summary table and write it as Markdown (atomically)."""
-    from rich.table import Table
-
-    from trigger_ml.atomic import atomic_file
-    from trigger_ml.report.build import md_table
-
-    table = Table(title=title)
-    for col in head:
-        table.add_column(col, overflow="fold")
-    for r in rows:
-        table.add_row(*r)
-    results.print(table)
-    with atomic_file(dest) as tmp:
-        tmp.write_text(md_table(head, rows))
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Run the command line; every ending is one of the documented exit codes (trigger_ml.errors)."""
-    from typer.exceptions import TyperException
-
-    try:
-        code = app(args=argv, standalone_mode=False)  # click returns a typer.Exit's code here, not raises it
-        if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C into Exit(130)
-            raise KeyboardInterrupt
-        if isinstance(code, int) and code:
-            sys.exit(code)
-    except TriggerMLError as exc:
-        console.print(f"[bold red]error:[/] {escape(exc.what)}", highlight=False, soft_wrap=True)
-        if exc.fix:
-            console.print(f"  [bold]fix:[/] {escape(exc.fix)}", highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
-    except TyperException as exc:  # usage errors: unknown option or command, a bad value
-        console.print(f"[bold red]error:[/] {escape(exc.format_message())}", highlight=False, soft_wrap=True)
-        console.print("  [bold]fix:[/] see `trigger-ml --help` or `trigger-ml <command> --help`", highlight=False)
-        sys.exit(EXIT_USAGE)
-    except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            console.print(f"[bold red]error:[/] disk full while writing {escape(str(exc.filename or ''))}")
-            console.print("  [bold]fix:[/] free space or choose another --out; nothing was left half-written")
-        else:
-            console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(EXIT_USAGE)
-    except (KeyboardInterrupt, typer.Abort):
-        console.print(
-            "[bold red]interrupted[/]: finished outputs are kept, partial ones removed; "
-            "run the same command again to resume"
-        )
-        sys.exit(EXIT_INTERRUPTED)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except MemoryError:
-        console.print("[bold red]error:[/] out of memory", highlight=False)
-        console.print("  [bold]fix:[/] use fewer events (--events, --verify-events, --fuzz) or a smaller data file")
-        sys.exit(EXIT_USAGE)
-    except Exception as exc:  # a bug: say so briefly, keep the traceback in a file
-        report = _crash_report(exc)
-        console.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))[:300]}",
-            highlight=False,
-            soft_wrap=True,
-        )
-        console.print(f"  the full report is in {report}; please send it with the command you ran", highlight=False)
-        sys.exit(EXIT_INTERNAL)
-
-
-def _crash_report(exc: BaseException) -> str:
-    import tempfile
-    import traceback
-
-    from trigger_ml import __version__
-
-    text = f"trigger-ml {__version__}\nargv: {sys.argv}\n\n" + "".join(traceback.format_exception(exc))
-    try:
-        fd, name = tempfile.mkstemp(prefix="trigger-ml-crash-", suffix=".txt")
-        with open(fd, "w") as f:
-            f.write(text)
-        return name
-    except OSError:
-        return "(could not be written: " + text.splitlines()[-1] + ")"
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,88 @@
+"""`trigger-ml import|export`: models from elsewhere in, trained and compiled models out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from trigger_ml.cli.app import app, log
+from trigger_ml.errors import TriggerMLError
+from trigger_ml.progress import console, results
+
+
+@app.command("import")
+def import_cmd(
+    src: Annotated[
+        Path,
+        typer.Argument(
+            help="model.onnx (QONNX or float ONNX), model.json (QKeras, with --weights) or model.h5 (QKeras)"
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="run directory to write (then `trigger-ml compile` it)")],
+    weights: Annotated[Path | None, typer.Option(help="the .h5 weights of a QKeras model.json")] = None,
+    input_format: Annotated[
+        str | None, typer.Option(help="float ONNX: input format fixed<W,I> or ufixed<W,I> (default fixed<16,6>)")
+    ] = None,
+    weight_bits: Annotated[
+        int | None, typer.Option(help="float ONNX: bits per weight, sign included (default 16)")
+    ] = None,
+    act_frac_bits: Annotated[
+        int | None, typer.Option(help="float ONNX: fractional bits of hidden activations (default 10)")
+    ] = None,
+) -> None:
+    """Import a foreign model (QONNX, float ONNX, legacy QKeras) as a run directory that `compile` and
+    `verify` take, keeping its own reference (qonnx's executor, onnxruntime, the rebuilt QKeras model)."""
+    import json
+
+    from trigger_ml.interop import import_model
+
+    with console.status(f"importing {src} -> {out}"):
+        summary = import_model(
+            src, out, weights, input_format=input_format, weight_bits=weight_bits, act_frac_bits=act_frac_bits
+        )
+    keys = ("kind", "reference", "check", "n_inputs", "n_outputs", "layers", "import_check", "predictions")
+    results.print_json(json.dumps({k: summary[k] for k in keys if k in summary}, default=str))
+    log.info("wrote %s; next: trigger-ml compile %s --out firmware/<name>", out, out)
+
+
+@app.command("export")
+def export_cmd(
+    run: Annotated[Path, typer.Argument(help="training run (--onnx) or compiled model directory (--cmssw)")],
+    onnx: Annotated[
+        bool,
+        typer.Option(
+            "--onnx", help="write float.onnx (the float twin) and model.qonnx.onnx (the quantized model as QONNX)"
+        ),
+    ] = False,
+    out: Annotated[Path | None, typer.Option(help="output directory (default <run>/onnx)")] = None,
+    cmssw: Annotated[
+        Path | None,
+        typer.Option(
+            "--cmssw",
+            help="write the CMSSW plugin's sources, Makefile, BuildFile.xml and README into DIR/<model>/ "
+            "(argument: a compiled model directory)",
+        ),
+    ] = None,
+) -> None:
+    """Export a trained run: --onnx writes the float twin as ONNX and the quantized model as QONNX, and
+    checks them (float: onnxruntime vs Keras within 1e-6; QONNX: qonnx's executor vs Keras, exact).
+    Or a compiled model: --cmssw DIR writes its CMSSW plugin as a source tree (docs/cmssw.md)."""
+    import json
+
+    if cmssw is not None:
+        from trigger_ml.compile.cmssw_export import export_cmssw
+
+        with console.status(f"exporting {run} for CMSSW"):
+            dest = export_cmssw(run, cmssw)
+        log.info("wrote %s (make; README.md shows the CMSSW lines that load it)", dest)
+        return
+    if not onnx:
+        raise TriggerMLError("choose an export format", "trigger-ml export <run> --onnx, or <firmware> --cmssw DIR")
+    from trigger_ml.interop.onnx_export import export_run
+    from trigger_ml.layout import RunDir
+
+    with console.status(f"exporting {run} as ONNX"):
+        summary = export_run(run, out or RunDir(run).onnx)
+    results.print_json(json.dumps(summary, default=str))
