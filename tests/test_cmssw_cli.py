@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from tests.plugin_support import compile_with_plugin
 from trigger_ml.cli.app import app
 from trigger_ml.compile.plugin import EXPORTED, exported_symbols
 from trigger_ml.compile.plugin_host import run_plugins
@@ -18,8 +17,12 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def fw(trained, tmp_path_factory):
-    return compile_with_plugin(trained("eg_cnn")[1], tmp_path_factory.mktemp("fw") / "eg_cnn")
+def fw(compiled, tmp_path_factory):
+    import shutil
+
+    dest = tmp_path_factory.mktemp("fw") / "eg_cnn"  # a copy: the patterns land inside it
+    shutil.copytree(compiled("eg_cnn", "latency").out, dest)
+    return dest
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,12 @@ import subprocess
 import numpy as np
 import pytest
 
-from tests.plugin_support import compile_with_plugin
 from trigger_ml.compile import manifest
 from trigger_ml.compile.emulator import Interface
 from trigger_ml.compile.plugin import EXPORTED, exported_symbols, library_name, namespace_of
 from trigger_ml.compile.plugin_host import cmssw_level, plugin_path, run_plugins
 from trigger_ml.config import load_card
-from trigger_ml.errors import MismatchError, UnsupportedError
+from trigger_ml.errors import ToolError, UnsupportedError
 from trigger_ml.fixed import Grid
 from trigger_ml.train.models import model_inputs
 from trigger_ml.vectors import extreme_inputs
@@ -32,14 +31,9 @@ N_RANDOM = 10_000
 
 
 @pytest.fixture(scope="module")
-def plugins(trained, tmp_path_factory):
-    """(name, strategy) -> compiled directory with its plugin built."""
-    return {
-        (name, strategy): compile_with_plugin(
-            trained(name)[1], tmp_path_factory.mktemp("fw") / f"{name}-{strategy}", strategy
-        )
-        for name, strategy in BUILDS
-    }
+def plugins(compiled):
+    """(name, strategy) -> compiled directory (the session's; compile builds the plugin). Read only."""
+    return {(name, strategy): compiled(name, strategy).out for name, strategy in BUILDS}
 
 
 def _raw_inputs(fw, n_random=N_RANDOM):
@@ -195,12 +189,12 @@ def test_typed_payloads_with_every_models_header_in_one_program(plugins, tmp_pat
 
 def test_cmssw_level_predicts_like_the_c_simulation_and_catches_another_models_library(plugins, tmp_path):
     fw = plugins["eg_mlp", "latency"]
-    x = extreme_inputs(manifest.read(fw)["input_grid"], (10,), n_random=300)
+    x = extreme_inputs(Grid.from_json(manifest.read(fw)["input_grid"]), (10,), n_random=300)
     np.testing.assert_array_equal(cmssw_level(fw).predict(x), csim(fw).predict(x))
     tampered = tmp_path / "tampered"
     shutil.copytree(fw, tampered)
     shutil.copyfile(plugin_path(plugins["eg_cnn", "latency"]), plugin_path(tampered))  # eg_cnn.so renamed eg_mlp.so
-    with pytest.raises(MismatchError, match="plugin of model 'eg_cnn'"):
+    with pytest.raises(ToolError, match="eg_mlp.so does not match the sha256"):  # by its hash, before it runs
         cmssw_level(tampered)
 
 

@@ -533,4 +533,5 @@ def test_sequential_qconv2d_model_is_rebuilt_compiled_and_verified_exact(small_d
     res = compile_run(run, tmp_path / "fw", Options(strategy="latency"))
     assert res.manifest["interface"]["inputs"][0]["precision"].startswith("ufixed<10,4")
     out = verify_firmware(res.out, small_data, n_fuzz=500, rtl=False, check_fidelity=False)
-    assert out.exit_code == 0 and all(r.ok for r in out.exact) and len(out.exact) == 2, [r.first for r in out.exact]
+    assert out.exit_code == 0 and all(r.ok for r in out.exact), [r.first for r in out.exact]
+    assert {r.level for r in out.exact} == {"csim", "cmssw", "da4ml"}  # da4ml: round half to even, exact

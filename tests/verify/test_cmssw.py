@@ -6,7 +6,6 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from tests.plugin_support import compile_with_plugin
 from trigger_ml.compile.plugin_host import plugin_path
 from trigger_ml.errors import ToolError
 from trigger_ml.verify import junit
@@ -16,9 +15,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def firmware(trained, tmp_path_factory):
-    root = tmp_path_factory.mktemp("fw")
-    return {name: compile_with_plugin(trained(name)[1], root / name) for name in ("eg_mlp", "eg_cnn")}
+def firmware(compiled):
+    return {name: compiled(name, "latency").out for name in ("eg_mlp", "eg_cnn")}  # read only
 
 
 def test_cmssw_level_is_checked_and_listed_in_junit(firmware, small_data, tmp_path):

@@ -223,3 +223,14 @@ def test_random_words_on_the_input_grid_never_mismatch(mlp_levels, seed, n):
     words = np.random.default_rng(seed).integers(0, 2**w, size=(n, len(fmts)))
     x = words * np.ldexp(1.0, -f)
     np.testing.assert_array_equal(cs.predict(x), q.predict(x))
+
+
+def test_data_of_another_window_size_is_one_error(compiled, tmp_path, capsys):
+    """The CNN takes 9x9 windows: a 7x7 data file is refused before anything runs (exit 3)."""
+    from trigger_ml.data import SimConfig, from_windows, simulate, write_h5
+
+    write_h5(from_windows(simulate(300, SimConfig(window=7), 3)), tmp_path / "w7.h5")
+    with pytest.raises(SystemExit) as exc:
+        main(["verify", str(compiled("eg_cnn", "latency").out), "--data", str(tmp_path / "w7.h5"), "--no-budget"])
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert exc.value.code == 3 and "(7, 7, 1)" in err and "(9, 9, 1)" in err
