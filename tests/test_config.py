@@ -46,5 +46,5 @@ def test_bad_values_are_named(tmp_path):
         load_card(_write(tmp_path, BASE + "  - {type: dense, units: 1}\ntraining: {epochs: many}\n"))
     with pytest.raises(SchemaError, match="ends in dense with units: 1"):
         load_card(_write(tmp_path, BASE + "  - {type: dense, units: 2}\n"))
-    with pytest.raises(SchemaError, match="not valid YAML"):
+    with pytest.raises(SchemaError, match="not a readable YAML"):
         load_card(_write(tmp_path, "name: [unclosed\n"))
