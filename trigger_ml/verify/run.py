@@ -97,31 +97,38 @@ def verify_firmware(
 
 
 def _foreign_fidelity(fw_dir: Path, x: np.ndarray, y_fixed: np.ndarray) -> list[Check]:
-    """An imported float ONNX model: the fixed-point model against onnxruntime (fidelity, with the
-    tolerances chosen at import); an imported QONNX model is an exact level instead."""
+    """An imported model's references whose check is fidelity (the source graph when the precision
+    policy approximated a float op, onnxruntime for float ONNX): the fixed-point model against each,
+    with the tolerances chosen at import; exact references are levels of the exact check instead."""
     ref = foreign_reference(fw_dir)
-    if ref is None or ref[1]["check"] != "fidelity":
+    if ref is None:
         return []
-    level, info = ref
-    fig = foreign_fidelity(y_fixed, level.predict(x))
+    levels, info = ref
     tol = info["tolerance"]
-    src = f"fixed point vs {info['reference']} on {len(x)} fuzzed inputs"
-    return [
-        Check(
-            "fidelity: max error / output range",
-            fig["max_rel_error"] <= tol["max_rel_error"],
-            fig["max_rel_error"],
-            tol["max_rel_error"],
-            src,
-        ),
-        Check(
-            "fidelity: argmax agreement",
-            fig["argmax_agreement"] >= tol["argmax_agreement"],
-            fig["argmax_agreement"],
-            tol["argmax_agreement"],
-            src,
-        ),
-    ]
+    out = []
+    for name, level, check in levels:
+        if check != "fidelity":
+            continue
+        fig = foreign_fidelity(y_fixed, level.predict(x))
+        src = f"fixed point vs {name} on {len(x)} fuzzed inputs"
+        suffix = "" if name == info.get("reference") else f" ({name})"
+        out += [
+            Check(
+                f"fidelity: max error / output range{suffix}",
+                fig["max_rel_error"] <= tol["max_rel_error"],
+                fig["max_rel_error"],
+                tol["max_rel_error"],
+                src,
+            ),
+            Check(
+                f"fidelity: argmax agreement{suffix}",
+                fig["argmax_agreement"] >= tol["argmax_agreement"],
+                fig["argmax_agreement"],
+                tol["argmax_agreement"],
+                src,
+            ),
+        ]
+    return out
 
 
 def _diagnose(out: Outcome, levels, sets) -> None:
