@@ -500,7 +500,7 @@ def check(graph: Graph, low: Lowered, x: np.ndarray) -> int:
     got = golden.predict(x)
     if got.shape == want.shape and np.array_equal(got, want):
         return len(x)
-    first = _first_diverging(low, golden, x)
+    first = _first_diverging(graph, low, golden, x)
     bad = np.flatnonzero(np.any(got != want, axis=1)) if got.shape == want.shape else np.arange(len(x))
     i = int(bad[0])
     raise MismatchError(
@@ -511,10 +511,10 @@ def check(graph: Graph, low: Lowered, x: np.ndarray) -> int:
     )
 
 
-def _first_diverging(low: Lowered, golden, x: np.ndarray) -> str | None:
+def _first_diverging(graph: Graph, low: Lowered, golden, x: np.ndarray) -> str | None:
     import keras
 
-    env = low.graph.evaluate(x, keep=True)
+    env = graph.evaluate(x, keep=True)
     names = [t for t in env if t in low.tensor_layers]
     m64 = golden.float64
     probe = keras.Model(m64.inputs, [m64.get_layer(low.tensor_layers[t]).output for t in names])
