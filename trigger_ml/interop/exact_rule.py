@@ -29,6 +29,7 @@ from trigger_ml.fixed import quantize_kif
 from trigger_ml.interop.ir import Quant
 
 MAX_SIG_BITS = 24  # float32 weights
+MAX_THRESHOLDS = 8192  # units (1-bit quantizers) a threshold replacement may cost in all
 
 
 def _per_channel(q: Quant, shape: tuple[int, ...]) -> list[tuple[int, int, int]] | None:
@@ -107,13 +108,24 @@ def _rescale(xs, y, a, b, kif, q, relu) -> tuple[float, float, int] | None:
     return None
 
 
-def _thresholds(xs, y, a, kif) -> tuple[np.ndarray, float, float] | None:
+def _thresholds(n_lo: float, n_hi: float, f: int, ref, a: float, kif) -> tuple[np.ndarray, float, float] | None:
+    """The words where the monotone ref steps, by bisection over the words [n_lo, n_hi] (float64
+    ref, which is monotone: IEEE multiplication and addition are), without enumerating them."""
     e = 2.0 ** -kif[2]
     sign = 1.0 if a >= 0 else -1.0
-    steps = np.rint(np.diff(y) * sign / e).astype(np.int64)
-    if np.any(steps < 0):
+    y_lo, y_hi = (float(v) for v in ref(np.ldexp(np.array([n_lo, n_hi]), -f)))
+    k = int(round((y_hi - y_lo) * sign / e))
+    if k < 0:
         return None
-    return np.repeat(xs[1:], steps), sign * e, float(y[0])
+    if k == 0:
+        return np.zeros(0), sign * e, y_lo
+    target = y_lo + sign * e * np.arange(1, k + 1)  # the first word reaching each next level
+    lo, hi = np.full(k, n_lo), np.full(k, n_hi)  # ref(lo) below target, ref(hi) reached
+    while np.any(hi - lo > 1):
+        mid = np.floor((lo + hi) / 2)
+        reached = ref(np.ldexp(mid, -f)) * sign >= target * sign
+        hi, lo = np.where(reached, mid, hi), np.where(reached, lo, mid)
+    return np.ldexp(hi, -f), sign * e, y_lo
 
 
 def replace_monotone(
@@ -135,47 +147,56 @@ def replace_monotone(
         return None
     a_all = np.broadcast_to(np.asarray(scale, np.float64), (n_ch,))
     b_all = np.broadcast_to(np.asarray(shift, np.float64), (n_ch,))
-    lo_c = lo.reshape(-1, n_ch).min(0)
+    lo_c = lo.reshape(-1, n_ch).min(0)  # per channel: every position's bounds
     hi_c = hi.reshape(-1, n_ch).max(0)
     n_lo = np.ceil(np.ldexp(lo_c, f))
     n_hi = np.floor(np.ldexp(hi_c, f))
-    if float(np.sum(n_hi - n_lo + 1)) > max_words:
-        return None
-    cs, ds, sigs, ths, outs, biases = [], [], [], [], [], []
-    f32 = 0
-    rescale_ok = True
+    words = float(np.sum(n_hi - n_lo + 1))
+    enumerate_all = words <= max_words
+    refs = []
     for ch in range(n_ch):
-        xs = np.ldexp(np.arange(n_lo[ch], n_hi[ch] + 1), -f)
         a, b, kif = float(a_all[ch]), float(b_all[ch]), kifs[ch]
-        z = xs * a + b
-        y = _q(np.maximum(z, 0.0) if relu else z, kif, q)
-        if q.overflow in ("WRAP", "SAT_ZERO"):
+
+        def ref(x, a=a, b=b, kif=kif):
+            z = x * a + b
+            return _q(np.maximum(z, 0.0) if relu else z, kif, q)
+
+        if q.overflow in ("WRAP", "SAT_ZERO"):  # monotone only when it never overflows
             r_lo, r_hi = _levels_range(kif, "SAT")
-            u = quantize_kif(np.maximum(z, 0.0) if relu else z, 1, kif[1] + 64, kif[2], q.rounding, "SAT")
+            ends = np.ldexp(np.array([n_lo[ch], n_hi[ch]]), -f) * a + b
+            u = quantize_kif(np.maximum(ends, 0.0) if relu else ends, 1, kif[1] + 64, kif[2], q.rounding, "SAT")
             if np.any(u < r_lo) or np.any(u > r_hi):
-                return None  # the quantizer overflows on reachable values: not monotone
-        z32 = xs.astype(np.float32) * np.float32(a) + np.float32(b)
-        y32 = _q(np.maximum(z32, 0).astype(np.float64) if relu else z32.astype(np.float64), kif, q)
-        f32 += int(np.sum(y32 != y))
-        if rescale_ok:
-            r = _rescale(xs, y, a, b, kif, q, relu)
-            if r is None:
-                rescale_ok = False
-            else:
-                cs.append(r[0])
-                ds.append(r[1])
-                sigs.append(r[2])
-        t = _thresholds(xs, y, a, kif)
+                return None
+        refs.append(ref)
+    detail: dict[str, Any] = {"words": int(words), "float32_decides": None}
+    if enumerate_all:  # every word: the float32 ties, and a dyadic rescale proven word by word
+        found, f32 = [], 0
+        for ch in range(n_ch):
+            a, b, kif = float(a_all[ch]), float(b_all[ch]), kifs[ch]
+            xs = np.ldexp(np.arange(n_lo[ch], n_hi[ch] + 1), -f)
+            y = refs[ch](xs)
+            z32 = xs.astype(np.float32) * np.float32(a) + np.float32(b)
+            y32 = _q(np.maximum(z32, 0).astype(np.float64) if relu else z32.astype(np.float64), kif, q)
+            f32 += int(np.sum(y32 != y))
+            if len(found) == ch:
+                r = _rescale(xs, y, a, b, kif, q, relu)
+                if r is not None:
+                    found.append(r)
+        detail["float32_decides"] = f32
+        if len(found) == n_ch:
+            detail["scale_bits"] = int(max((r[2] for r in found), default=0))
+            scale_, shift_ = np.array([r[0] for r in found]), np.array([r[1] for r in found])
+            return {"kind": "rescale", "scale": scale_, "shift": shift_, "detail": detail}
+    ths, outs, biases = [], [], []
+    for ch in range(n_ch):
+        t = _thresholds(float(n_lo[ch]), float(n_hi[ch]), f, refs[ch], float(a_all[ch]), kifs[ch])
         if t is None:
             return None
         ths.append(t[0])
         outs.append(t[1])
         biases.append(t[2])
-    words = int(np.sum(n_hi - n_lo + 1))
-    detail = {"words": words, "float32_decides": f32}
-    if rescale_ok:
-        detail["scale_bits"] = int(max(sigs, default=0))
-        return {"kind": "rescale", "scale": np.array(cs), "shift": np.array(ds), "detail": detail}
+    if sum(len(t) for t in ths) > MAX_THRESHOLDS:
+        return None
     width = max((len(t) for t in ths), default=0)
     table = np.full((n_ch, max(width, 1)), np.inf)
     for ch, t in enumerate(ths):
