@@ -123,7 +123,14 @@ def pools(kind="maxpool", pool=(2, 2), seed=0) -> Graph:
         [
             Node(kind, "p", ["x"], "h", {"pool": pool, "strides": pool}),
             Node("flatten", "f", ["h"], "hf"),
-            Node("dense", "d", ["hf"], "z", {}, {"kernel": grid_w(rng, (2 * (6 // pool[0]) * (6 // pool[1]), 3)), "bias": np.zeros(3)}),
+            Node(
+                "dense",
+                "d",
+                ["hf"],
+                "z",
+                {},
+                {"kernel": grid_w(rng, (2 * (6 // pool[0]) * (6 // pool[1]), 3)), "bias": np.zeros(3)},
+            ),
             Node("quant", "q", ["z"], "y", {"q": q(1, 4, 4, "RND", "SAT")}),
         ],
         "y",
@@ -206,7 +213,16 @@ def standalone_scale_shift() -> Graph:
     return _g(
         "scale_shift",
         (4,),
-        [Node("scale_shift", "s", ["x"], "y", {}, {"scale": np.array([0.5, -1.25, 2.0, 0.75]), "shift": np.array([0.125, 0, -1, 0.5])})],
+        [
+            Node(
+                "scale_shift",
+                "s",
+                ["x"],
+                "y",
+                {},
+                {"scale": np.array([0.5, -1.25, 2.0, 0.75]), "shift": np.array([0.125, 0, -1, 0.5])},
+            )
+        ],
         "y",
         q(1, 2, 3),
     )
@@ -239,7 +255,14 @@ def float_heads(head="softmax", seed=2) -> Graph:
         [
             Node("dense", "d1", ["x"], "h", {}, {"kernel": rng.normal(0, 0.5, (6, 8)), "bias": rng.normal(0, 0.1, 8)}),
             Node("relu", "r", ["h"], "hr"),
-            Node("dense", "d2", ["hr"], "z", {}, {"kernel": rng.normal(0, 0.5, (8, n_out)), "bias": rng.normal(0, 0.1, n_out)}),
+            Node(
+                "dense",
+                "d2",
+                ["hr"],
+                "z",
+                {},
+                {"kernel": rng.normal(0, 0.5, (8, n_out)), "bias": rng.normal(0, 0.1, n_out)},
+            ),
             Node(head, "act", ["z"], "y", {"axis": -1} if head == "softmax" else {}),
         ],
         "y",
@@ -301,7 +324,14 @@ def cnn_pool(seed=4) -> Graph:
         "cnn_pool",
         (6, 6, 1),
         [
-            Node("conv", "c", ["x"], "h", {"pads": ((0, 0), (0, 0))}, {"kernel": grid_w(rng, (3, 3, 1, 3), f=5), "bias": grid_w(rng, 3, f=5)}),
+            Node(
+                "conv",
+                "c",
+                ["x"],
+                "h",
+                {"pads": ((0, 0), (0, 0))},
+                {"kernel": grid_w(rng, (3, 3, 1, 3), f=5), "bias": grid_w(rng, 3, f=5)},
+            ),
             Node("quant", "qr", ["h"], "hr", {"q": q(0, 2, 4, "RND_CONV", "SAT")}),
             Node("maxpool", "p", ["hr"], "hp", {"pool": (2, 2)}),
             Node("flatten", "f", ["hp"], "hf"),
