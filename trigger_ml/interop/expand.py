@@ -6,6 +6,8 @@ to one onto hgq2 layers. Each rewrite keeps `evaluate` exactly (the values are t
   bits (and sign) of what it can reach; one whose input grid is no finer than its own becomes
   TRN (interval bounds, `analysis`). Cheaper, same values.
 - `fold_pads`: a `pad` read only by a conv becomes part of the conv's padding.
+- `quants_into_luts`: a quantizer read only by a lut, whose values the lut's input format passes
+  unchanged, becomes that input format (one quantizer, whose words index the table).
 - `split_concats`: concat -> [quant] -> dense becomes one dense per part (the bias in the first)
   and an add (da4ml cannot concatenate unequal widths; hls4ml mishandles a wrapping quantizer
   after a concat: layer_coverage.md).
@@ -37,7 +39,9 @@ def expand(graph: Graph) -> Graph:
     fold_pads(g)
     split_concats(g)
     expand_thresholds(g)
+    fold_relus(g)
     tighten_quants(g)
+    quants_into_luts(g)
     g.check()
     return g
 
@@ -77,6 +81,71 @@ def tighten_quants(g: Graph) -> None:
         i = needed_integer(float(ql.min()), float(qh.max()), fmt.frac, signed)
         i = max(i, 1 - fmt.frac - int(signed))
         n.attrs["q"] = Quant(np.array(int(signed)), np.array(i), np.array(fmt.frac), rounding, "WRAP")
+
+
+def quants_into_luts(g: Graph) -> None:
+    """A quantizer read only by a lut (or a quantizer) whose input format passes its values unchanged
+    becomes the lut's input format (the second quantizer is dropped): hls4ml keeps only the last of
+    two quantizers in a row."""
+    b = A.bounds(g)
+    for q2 in [n for n in g.nodes if n.op == "quant"]:
+        prev = g.producers().get(q2.inputs[0])
+        if prev is None or prev.op != "quant" or _sole(g, prev.output) is not q2:
+            continue
+        lo, hi = b[prev.output]
+        _, _, over = A.quant_bounds(q2.attrs["q"], lo, hi)
+        f1, f2 = prev.attrs["q"].uniform(), q2.attrs["q"].uniform()
+        if f1 is not None and f2 is not None and f2.frac >= f1.frac and not over.any():
+            q2.inputs = list(prev.inputs)
+            q2.attrs = {**q2.attrs, "q": prev.attrs["q"]}
+            g.nodes.remove(prev)
+    for lut in [n for n in g.nodes if n.op == "lut"]:
+        prev = g.producers().get(lut.inputs[0])
+        if prev is None or prev.op != "quant" or _sole(g, prev.output) is not lut:
+            continue
+        q_in, q = lut.attrs["q_in"], prev.attrs["q"]
+        if q.uniform() is None or q_in.uniform() is None or q_in.uniform().frac < q.uniform().frac:
+            continue
+        lo, hi = b[prev.output]
+        _, _, over = A.quant_bounds(q_in, lo, hi)
+        if over.any():
+            continue
+        lut.attrs = {**lut.attrs, "q_in": q}
+        lut.inputs = list(prev.inputs)
+        g.nodes.remove(prev)
+
+
+def _unsigned_sat(q: Quant) -> Quant:
+    return Quant(np.zeros_like(np.asarray(q.k)), q.i, q.f, q.rounding, "SAT")
+
+
+def fold_relus(g: Graph) -> None:
+    """relu(q(x)) with q saturating, and q(relu(x)) (relu not fused into a dense/conv) with q unable
+    to overflow upwards or saturating, are one unsigned saturating quantizer (no two in a row)."""
+    b = A.bounds(g)
+    for r in [n for n in g.nodes if n.op == "relu"]:
+        prev = g.producers().get(r.inputs[0])
+        nxt = _sole(g, r.output)
+        if (
+            prev is not None
+            and prev.op == "quant"
+            and _sole(g, prev.output) is r
+            and prev.attrs["q"].overflow != "WRAP"
+        ):
+            prev.attrs = {**prev.attrs, "q": _unsigned_sat(prev.attrs["q"])}
+            prev.output = r.output
+            g.nodes.remove(r)
+        elif (
+            nxt is not None
+            and nxt.op == "quant"
+            and not (prev is not None and prev.op in ("dense", "conv") and _sole(g, prev.output) is r)
+        ):
+            q = nxt.attrs["q"]
+            _, _, over = A.quant_bounds(q, np.maximum(b[r.inputs[0]][0], 0), np.maximum(b[r.inputs[0]][1], 0))
+            if q.overflow in ("SAT", "SAT_SYM") or not over.any():
+                nxt.attrs = {**nxt.attrs, "q": _unsigned_sat(q)}
+                nxt.inputs = list(r.inputs)
+                g.nodes.remove(r)
 
 
 def fold_pads(g: Graph) -> None:

@@ -108,16 +108,25 @@ class _Builder:
         self.used: set[str] = set()
         self.tensor_layers: dict[str, str] = {}
         self.done: set[str] = set()
+        self.quantized: set[str] = set()  # tensors a Quantizer layer writes (besides pending quantizers)
 
     # -- tensors
 
-    def get(self, t: str):
+    def get(self, t: str, quantizing: bool = False):
+        """The Keras tensor of graph tensor t (a pending quantizer becomes a Quantizer layer);
+        `quantizing`: the reader quantizes it again (refused after a Quantizer: hls4ml keeps only
+        the last of two quantizers in a row)."""
+        if quantizing and (t in self.pend or t in self.quantized):
+            raise UnsupportedError(
+                "two quantizers in a row (hls4ml keeps only the last of them): make the first pass its "
+                "values unchanged, or put an op between them"
+            )
         if t not in self.val:
             src, fmt = self.pend[t]
             from hgq.layers import Quantizer
 
             layer = Quantizer(conf(fmt), name=_ident(f"{t}_q", self.used))
-            self.val[t] = layer(self.get(src))
+            self.val[t] = layer(self.get(src, quantizing=True))
             self.tensor_layers[t] = layer.name
         return self.val[t]
 
@@ -126,7 +135,7 @@ class _Builder:
         only reader), else the tensor as it is and no iq."""
         if t in self.pend and t not in self.val and self.g.consumers(t) == [n] and t not in self.g.outputs:
             src, fmt = self.pend[t]
-            return self.get(src), {"iq_conf": conf(fmt)}
+            return self.get(src, quantizing=True), {"iq_conf": conf(fmt)}
         return self.get(t), {"enable_iq": False}
 
     def out(self, n: Node, value, layer) -> None:
@@ -303,7 +312,8 @@ class _Builder:
         from hgq.layers import Quantizer
 
         layer = Quantizer(conf(fmt), name=_ident(n.name, self.used))
-        self.out(n, layer(self.get(n.inputs[0])), layer)
+        self.out(n, layer(self.get(n.inputs[0], quantizing=True)), layer)
+        self.quantized.add(n.output)
 
     def op_relu(self, n: Node) -> None:
         f = self.grids[n.inputs[0]]
@@ -344,7 +354,7 @@ class _Builder:
             enable_ebops=False,
             name=_ident(n.name, self.used),
         )
-        self.out(n, layer(self.get(n.inputs[0])), layer)
+        self.out(n, layer(self.get(n.inputs[0], quantizing=True)), layer)
 
     def op_softmax_table(self, n: Node) -> None:
         from hgq.layers import QSoftmax

@@ -13,7 +13,7 @@ The rule, in the order the passes apply it (`apply`):
 4. An average over a window that is not a power of two (avgpool, global_avgpool) becomes a window
    sum (a conv / dense of ones: exact) and a `scale_shift` by 1/N.
 5. A float block (a dense/conv from 3, optionally with its relu; an average from 4) whose output
-   feeds no quantizer gets one: `act_frac_bits` fraction bits (RND, SAT), the integer bits of its
+   feeds no quantizer (nor a sigmoid/tanh, whose table's input format is its quantizer) gets one: `act_frac_bits` fraction bits (RND, SAT), the integer bits of its
    reachable range from interval bounds (`analysis.bounds`), so it never overflows.
 6. Exactness (the FINN streamlining idea, issue 19): a `scale_shift` with a non-dyadic scale or
    shift (a batch norm, 1/N) feeding a quantizer (directly or through a relu), whose input lies on
@@ -313,8 +313,8 @@ class _Pass:
             nxt = self.sole(t)
             if nxt is not None and nxt.op == "relu":
                 t, nxt = nxt.output, self.sole(nxt.output)
-            if nxt is not None and nxt.op == "quant":
-                continue
+            if nxt is not None and nxt.op in ("quant", "sigmoid", "tanh"):
+                continue  # a lut's input format quantizes it (two quantizers in a row: hls4ml keeps the last)
             self.add_quant(t, n)
 
     def add_quant(self, t: str, why: Node) -> Fixed:
