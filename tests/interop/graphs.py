@@ -365,3 +365,114 @@ ALL_EXACT = {
     "bipolar_mlp": bipolar_mlp,
     "tfc_like": tfc_like,
 }
+
+
+# ----------------------------------------------------------------------------- end-to-end models (several rules each)
+
+
+def e2e_cnn(seed=5) -> Graph:
+    """conv 'same' + relu -> depthwise conv (asymmetric pads) -> 3x3 average + quantizer -> dense ->
+    float softmax head (table softmax)."""
+    rng = np.random.default_rng(seed)
+    return _g(
+        "e2e_cnn",
+        (6, 6, 2),
+        [
+            Node(
+                "conv",
+                "c1",
+                ["x"],
+                "h1",
+                {"pads": ((1, 1), (1, 1))},
+                {"kernel": grid_w(rng, (3, 3, 2, 3)), "bias": grid_w(rng, 3)},
+            ),
+            Node("relu", "r1", ["h1"], "a1"),
+            Node("quant", "q1", ["a1"], "b1", {"q": q(0, 3, 3, "RND_CONV", "SAT")}),
+            Node(
+                "conv",
+                "dw",
+                ["b1"],
+                "h2",
+                {"pads": ((0, 1), (1, 0)), "groups": 3},
+                {"kernel": grid_w(rng, (2, 2, 1, 3)), "bias": grid_w(rng, 3)},
+            ),
+            Node("avgpool", "p", ["h2"], "h3", {"pool": (3, 3)}),
+            Node("quant", "q3", ["h3"], "b3", {"q": q(1, 3, 3, "RND", "SAT")}),
+            Node("flatten", "f", ["b3"], "b4"),
+            Node("dense", "d", ["b4"], "z", {}, {"kernel": grid_w(rng, (12, 4)), "bias": grid_w(rng, 4)}),
+            Node("softmax", "sm", ["z"], "y", {"axis": -1}),
+        ],
+        "y",
+        q(1, 1, 3),
+    )
+
+
+def e2e_mlp(seed=6) -> Graph:
+    """quantized dense -> batch norm (thresholds when max_enumerate is small) -> 2-bit quantizer; a
+    second branch; concat of unequal widths -> dense -> tanh head (one output: sign agreement)."""
+    rng = np.random.default_rng(seed)
+    var = rng.uniform(0.5, 2, 6)
+    return _g(
+        "e2e_mlp",
+        (5,),
+        [
+            Node("dense", "d1", ["x"], "h1", {}, {"kernel": grid_w(rng, (5, 6), f=3), "bias": grid_w(rng, 6, f=3)}),
+            Node(
+                "scale_shift",
+                "bn",
+                ["h1"],
+                "hb",
+                {},
+                {"scale": 1 / np.sqrt(var + 1e-3), "shift": rng.normal(0, 0.3, 6)},
+            ),
+            Node("quant", "q1", ["hb"], "a1", {"q": q(0, 1, 1, "RND_CONV", "SAT")}),
+            Node("dense", "d2", ["x"], "h2", {}, {"kernel": grid_w(rng, (5, 3), f=2), "bias": grid_w(rng, 3, f=2)}),
+            Node("relu", "r2", ["h2"], "a2"),
+            Node("concat", "cat", ["a1", "a2"], "c", {"axis": -1}),
+            Node("dense", "d3", ["c"], "z", {}, {"kernel": grid_w(rng, (9, 1), f=3, lim=0.5), "bias": grid_w(rng, 1, f=3)}),
+            Node("tanh", "t", ["z"], "y"),
+        ],
+        "y",
+        q(1, 1, 4),
+    )
+
+
+def e2e_merges(seed=7) -> Graph:
+    """pad + transpose (0/1 denses), two branches merged by add/sub/mul/max, equal-width concat,
+    global pools over a conv1d, standalone batch norm (dyadic)."""
+    rng = np.random.default_rng(seed)
+    d = lambda n, i, o: Node("dense", n, [i], o, {}, {"kernel": grid_w(rng, (6, 4)), "bias": grid_w(rng, 4)})  # noqa: E731
+    return _g(
+        "e2e_merges",
+        (4, 3),
+        [
+            Node(
+                "conv", "c", ["x"], "h", {"pads": ((1, 2),)}, {"kernel": grid_w(rng, (4, 3, 2)), "bias": grid_w(rng, 2)}
+            ),
+            Node("global_maxpool", "gm", ["h"], "m"),
+            Node("global_avgpool", "ga", ["h"], "a"),
+            Node("transpose", "t", ["x"], "xt", {"perm": (1, 0)}),
+            Node("pad", "pd", ["xt"], "xp", {"pads": ((0, 0),)}),
+            Node("flatten", "f", ["xp"], "xf"),
+            Node("concat", "cat0", ["xf"], "xf2", {"axis": -1}),
+            Node("dense", "k", ["xf2"], "u", {}, {"kernel": grid_w(rng, (12, 6)), "bias": grid_w(rng, 6)}),
+            d("da", "u", "ua"),
+            d("db", "u", "ub"),
+            Node("add", "add", ["ua", "ub"], "s"),
+            Node("sub", "sub", ["ua", "ub"], "dd"),
+            Node("mul", "mul", ["s", "dd"], "pm"),
+            Node("max", "max", ["pm", "ua"], "mx"),
+            Node("concat", "cat", ["m", "a"], "ma"),
+            Node(
+                "scale_shift",
+                "bn",
+                ["ma"],
+                "mb",
+                {},
+                {"scale": np.array([0.5, -1.5, 2.0, 0.25]), "shift": np.array([0.25, 0, -1, 0.5])},
+            ),
+            Node("add", "join", ["mx", "mb"], "y"),
+        ],
+        "y",
+        q(1, 1, 2),
+    )

@@ -198,7 +198,10 @@ def split_concats(g: Graph) -> None:
             w = {"kernel": kernel[edges[j] : edges[j + 1]]}
             if j == 0 and bias is not None:
                 w["bias"] = bias
-            d = Node("dense", fresh(f"{nxt.name}_part"), [src], fresh(f"{nxt.output}_part"), {}, w)
+            single = len(cat.inputs) == 1
+            d = Node(
+                "dense", fresh(f"{nxt.name}_part"), [src], nxt.output if single else fresh(f"{nxt.output}_part"), {}, w
+            )
             new.append(d)
             parts.append(d.output)
         out = parts[0]
