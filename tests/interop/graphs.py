@@ -429,7 +429,14 @@ def e2e_mlp(seed=6) -> Graph:
             Node("dense", "d2", ["x"], "h2", {}, {"kernel": grid_w(rng, (5, 3), f=2), "bias": grid_w(rng, 3, f=2)}),
             Node("relu", "r2", ["h2"], "a2"),
             Node("concat", "cat", ["a1", "a2"], "c", {"axis": -1}),
-            Node("dense", "d3", ["c"], "z", {}, {"kernel": grid_w(rng, (9, 1), f=3, lim=0.5), "bias": grid_w(rng, 1, f=3)}),
+            Node(
+                "dense",
+                "d3",
+                ["c"],
+                "z",
+                {},
+                {"kernel": grid_w(rng, (9, 1), f=3, lim=0.5), "bias": grid_w(rng, 1, f=3)},
+            ),
             Node("tanh", "t", ["z"], "y"),
         ],
         "y",
@@ -475,4 +482,27 @@ def e2e_merges(seed=7) -> Graph:
         ],
         "y",
         q(1, 1, 2),
+    )
+
+
+def hgq_like(seed=8) -> Graph:
+    """hgq_mnist_homogeneous-shaped: (6, 6) input quantized ufixed<5,1> RND (user data off that grid)
+    -> reshape -> conv 3x3 valid -> fixed<7,3> TRN WRAP -> relu -> ufixed<6,2> -> maxpool 2 -> dense."""
+    rng = np.random.default_rng(seed)
+    return _g(
+        "hgq_like",
+        (6, 6),
+        [
+            Node("reshape", "rs", ["x"], "x3", {"shape": (6, 6, 1)}),
+            Node("conv", "c", ["x3"], "h", {}, {"kernel": grid_w(rng, (3, 3, 1, 2)), "bias": grid_w(rng, 2, f=5)}),
+            Node("quant", "qc", ["h"], "hq", {"q": q(1, 2, 4)}),
+            Node("relu", "r", ["hq"], "hr"),
+            Node("quant", "qr", ["hr"], "hrq", {"q": q(0, 2, 4)}),
+            Node("maxpool", "p", ["hrq"], "hp", {"pool": (2, 2)}),
+            Node("flatten", "f", ["hp"], "hf"),
+            Node("dense", "d", ["hf"], "z", {}, {"kernel": grid_w(rng, (8, 3)), "bias": grid_w(rng, 3, f=4)}),
+            Node("quant", "qo", ["z"], "y", {"q": q(1, 6, 3)}),
+        ],
+        "y",
+        q(0, 1, 4, "RND", "WRAP"),
     )

@@ -21,6 +21,7 @@ MODELS = {
     "e2e_mlp": (G.e2e_mlp, PolicyOptions(max_enumerate=0)),  # batch norm as thresholds
     "e2e_merges": (G.e2e_merges, PolicyOptions()),
     "tfc_like": (G.tfc_like, PolicyOptions()),
+    "hgq_like": (G.hgq_like, PolicyOptions()),  # quant -> relu -> quant; an RND input quantizer
 }
 
 
@@ -89,6 +90,17 @@ def test_csim_takes_the_users_nchw_layout(imported_graph):
     np.testing.assert_array_equal(csim(fw).predict(x_user), want)
     np.testing.assert_array_equal(csim(fw, layout="model").predict(x_model), want)
     np.testing.assert_array_equal(QuantizedModel.load(run / "model.keras").predict(x_model), want)
+
+
+@pytest.mark.slow
+def test_csim_quantizes_off_grid_user_data_as_the_source_does(imported_graph):
+    """HGQ-style input quantizer ufixed<5,1> RND; user data on 2**-8 (off that grid): csim(fw).predict
+    rounds them as the source's quantizer does, so the outputs equal the source's."""
+    from trigger_ml.verify.levels import csim
+
+    run, fw, summary = imported_graph("hgq_like")
+    x = np.floor(np.random.default_rng(1).uniform(0, 1, (500, 6, 6)) * 256) / 256
+    np.testing.assert_array_equal(csim(fw).predict(x), G.hgq_like().evaluate(x)[0])
 
 
 def test_import_refuses_multi_input_graphs_and_writes_nothing(tmp_path):

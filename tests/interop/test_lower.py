@@ -85,7 +85,9 @@ def test_what_cannot_be_lowered_is_one_error_listing_every_node():
             Node("clip", "c", ["ha"], "hc", {"lo": -0.3, "hi": 0.6}),
             Node("dense", "b", ["x"], "hb", {}, {"kernel": np.full((4, 2), 1 / 3), "bias": np.zeros(2)}),
             Node("sigmoid", "s", ["hb"], "hs"),
-            Node("concat", "cat", ["hc", "hs"], "y", {"axis": -1}),
+            Node("dense", "e", ["x"], "he", {}, {"kernel": np.full((4, 2), 0.25), "bias": np.zeros(2)}),
+            Node("concat", "cat", ["ha", "he"], "hh", {"axis": -1}),
+            Node("concat", "cat2", ["hc", "hs"], "y", {"axis": -1}),  # inputs failed: not listed again
         ],
         ["y"],
     )
@@ -94,7 +96,7 @@ def test_what_cannot_be_lowered_is_one_error_listing_every_node():
     msg = str(e.value)
     for node in ("'c' (clip)", "'b': weights", "'s' (sigmoid)", "'cat' (concat)"):
         assert node in msg, msg
-    assert "apply the precision policy" in msg and "unequal shapes" in msg
+    assert "apply the precision policy" in msg and "unequal shapes" in msg and "cat2" not in msg
 
 
 def test_clip_to_a_format_range_is_a_saturating_quantizer():

@@ -139,6 +139,7 @@ def fold_relus(g: Graph) -> None:
             nxt is not None
             and nxt.op == "quant"
             and not (prev is not None and prev.op in ("dense", "conv") and _sole(g, prev.output) is r)
+            and not (prev is not None and prev.op == "quant")  # would put two quantizers in a row
         ):
             q = nxt.attrs["q"]
             _, _, over = A.quant_bounds(q, np.maximum(b[r.inputs[0]][0], 0), np.maximum(b[r.inputs[0]][1], 0))

@@ -88,7 +88,7 @@ def import_graph(
     y = QuantizedModel(low.model).predict(x)
     check = "exact" if res.exact else "fidelity"
     tol = {"max_rel_error": opts.max_rel_error, "argmax_agreement": opts.argmax_agreement}
-    layout = user_layout(graph.inputs[0])
+    layout = {**user_layout(graph.inputs[0]), "format": str(res.graph.inputs[0].q.uniform())}
     levels = [{"name": "import", "kind": "graph", "graph": FIXED, "check": "exact"}]
     checks = {"import": {"compared": len(x), "mismatched": 0, "against": "post-policy graph"}}
     y_src = graph.evaluate(x)[0].reshape(len(x), -1)

@@ -12,7 +12,8 @@ docs/notes' coverage table found exact in both tools:
                    groups (depthwise) as a block-diagonal kernel; pads as 'same' / 'valid' or a
                    0/1 QDense that pads
     scale_shift    QBatchNormalization(epsilon=0, mean 0, variance 1, gamma = scale, beta = shift)
-    relu, clip     a SAT `Quantizer` (unsigned for relu) on the input's grid
+    relu           fused into the dense/conv before it, else an identity QDense / 1x1 QConv with relu
+    clip           a SAT `Quantizer` on the input's grid
     lut            QUnaryFunctionLUT(allow_heterogeneous_table=False, iq = q_in, oq = q_out)
     softmax_table  QSoftmax(stable=True, explicit table formats)
     maxpool, avgpool, global pools   QMaxPool / QAvgPool (power-of-two windows) / QGlobal*
@@ -180,13 +181,18 @@ class _Builder:
                 "apply the precision policy (it gives inputs --input-format); per-element input formats are not supported",
             )
         self.pend[inp.name] = ("__input__", fmt)
+        failed: set[str] = set()
         for n in g.nodes:
             if n.name in self.done:
+                continue
+            if failed & set(n.inputs):  # its input could not be lowered (already listed)
+                failed.add(n.output)
                 continue
             try:
                 getattr(self, f"op_{n.op}", self.op_unsupported)(n)
             except UnsupportedError as exc:
                 self.problems.append(f"node {n.name!r} ({n.op}): {exc.what}")
+                failed.add(n.output)
         if self.problems:
             raise UnsupportedError(
                 "cannot lower the graph to hgq2 layers:\n  - " + "\n  - ".join(self.problems),
@@ -316,12 +322,22 @@ class _Builder:
         self.quantized.add(n.output)
 
     def op_relu(self, n: Node) -> None:
-        f = self.grids[n.inputs[0]]
-        if f is None:
-            raise UnsupportedError("its input is on no grid")
-        hi = float(self.bounds[n.inputs[0]][1].max())
-        i = max(needed_integer(0.0, max(hi, 0.0), f, False), 1 - f)
-        self._sat(n, Fixed(False, i, f, "TRN", "SAT"))
+        """A relu not fused into a dense/conv: an identity QDense / 1x1 QConv with activation='relu'
+        (a pending quantizer becomes its iq, so two quantizers around a relu stay apart)."""
+        from hgq.layers import QConv1D, QConv2D, QDense
+
+        shape = self.shapes[n.inputs[0]]
+        c, nd = shape[-1], len(shape) - 1
+        if nd > 2:
+            raise UnsupportedError(f"a relu on a tensor of rank {len(shape)}")
+        x, iq = self.take(n.inputs[0], n)
+        kernel = np.eye(c).reshape((1,) * nd + (c, c))
+        name = _ident(n.name, self.used)
+        kw = {"use_bias": False, "activation": "relu", "name": name, "enable_ebops": False, **iq}
+        kw["kq_conf"] = conf(Fixed(False, 1, 0), "weight")
+        layer = QDense(c, **kw) if nd == 0 else (QConv1D if nd == 1 else QConv2D)(c, (1,) * nd, **kw)
+        self.out(n, layer(x), layer)
+        self.assign.append((layer, {"kernel": kernel}))
 
     def op_clip(self, n: Node) -> None:
         lo, hi, f = float(n.attrs["lo"]), float(n.attrs["hi"]), self.grids[n.inputs[0]]

@@ -22,6 +22,7 @@ from trigger_ml.compile.cache import file_sha256
 from trigger_ml.compile.emulator import CSim, Interface, build_library
 from trigger_ml.compile.rtl import SoftwareModel, build_rtl_sim
 from trigger_ml.errors import SchemaError, ToolError
+from trigger_ml.fixed import Fixed
 from trigger_ml.interop.reference import load_levels as load_foreign_levels
 from trigger_ml.layout import FirmwareDir
 from trigger_ml.train.golden import QuantizedModel, float64_copy
@@ -97,7 +98,7 @@ def _with_layout(fw: FirmwareDir, level: CSim, layout: str):
         return level
     info = json.loads(fw.foreign.info.read_text())
     lay = info.get("input")
-    return _UserInput(level, lay) if lay and lay.get("perm") else level
+    return _UserInput(level, lay) if lay and (lay.get("perm") or lay.get("format")) else level
 
 
 def software_model(fw_dir: str | Path) -> SoftwareModel:
@@ -135,18 +136,23 @@ def foreign_reference(fw_dir: str | Path):
 
 
 class _UserInput:
-    """`csim(fw).predict(x)` with x in the user's own layout (e.g. NCHW), as the imported source took it."""
+    """`csim(fw).predict(x)` of an imported model with x as the source took it: in the user's own
+    layout (e.g. NCHW) and anywhere on the real line, quantized by the source's input quantizer
+    (its rounding and overflow, e.g. HGQ's RND) before the firmware, whose inputs are its words."""
 
     def __init__(self, level: CSim, layout: dict) -> None:
         self.level, self.layout = level, layout
         self.iface = level.iface
+        self.quant = Fixed.parse(layout["format"]) if layout.get("format") else None
 
     def __getattr__(self, name: str):
         return getattr(self.level, name)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x)
+        x = np.asarray(x, np.float64)
         perm, user = self.layout.get("perm"), tuple(self.layout.get("user_shape", ()))
         if perm and x.shape[1:] == user:
             x = np.transpose(x, (0, *[p + 1 for p in perm]))
+        if self.quant is not None:
+            x = self.quant.quantize(x)
         return self.level.predict(x)
