@@ -317,27 +317,32 @@ class _Builder:
     def _sat(self, n: Node, fmt: Fixed) -> None:
         from hgq.layers import Quantizer
 
+        t = n.inputs[0]
+        x = self.identity(n, False, f"{n.name}_in")[1] if t in self.pend or t in self.quantized else self.get(t)
         layer = Quantizer(conf(fmt), name=_ident(n.name, self.used))
-        self.out(n, layer(self.get(n.inputs[0], quantizing=True)), layer)
+        self.out(n, layer(x), layer)
         self.quantized.add(n.output)
 
-    def op_relu(self, n: Node) -> None:
-        """A relu not fused into a dense/conv: an identity QDense / 1x1 QConv with activation='relu'
-        (a pending quantizer becomes its iq, so two quantizers around a relu stay apart)."""
+    def identity(self, n: Node, relu: bool, name: str):
+        """An identity QDense / 1x1 QConv on n's input (with relu), taking a pending quantizer as its iq."""
         from hgq.layers import QConv1D, QConv2D, QDense
 
         shape = self.shapes[n.inputs[0]]
         c, nd = shape[-1], len(shape) - 1
         if nd > 2:
-            raise UnsupportedError(f"a relu on a tensor of rank {len(shape)}")
+            raise UnsupportedError(f"a {n.op} on a tensor of rank {len(shape)}")
         x, iq = self.take(n.inputs[0], n)
-        kernel = np.eye(c).reshape((1,) * nd + (c, c))
-        name = _ident(n.name, self.used)
-        kw = {"use_bias": False, "activation": "relu", "name": name, "enable_ebops": False, **iq}
-        kw["kq_conf"] = conf(Fixed(False, 1, 0), "weight")
+        kw = {"use_bias": False, "activation": "relu" if relu else None, "enable_ebops": False, **iq}
+        kw.update(name=_ident(name, self.used), kq_conf=conf(Fixed(False, 1, 0), "weight"))
         layer = QDense(c, **kw) if nd == 0 else (QConv1D if nd == 1 else QConv2D)(c, (1,) * nd, **kw)
-        self.out(n, layer(x), layer)
-        self.assign.append((layer, {"kernel": kernel}))
+        self.assign.append((layer, {"kernel": np.eye(c).reshape((1,) * nd + (c, c))}))
+        return layer, layer(x)
+
+    def op_relu(self, n: Node) -> None:
+        """A relu not fused into a dense/conv: an identity QDense / 1x1 QConv with activation='relu'
+        (a pending quantizer becomes its iq, so two quantizers around a relu stay apart)."""
+        layer, y = self.identity(n, True, n.name)
+        self.out(n, y, layer)
 
     def op_clip(self, n: Node) -> None:
         lo, hi, f = float(n.attrs["lo"]), float(n.attrs["hi"]), self.grids[n.inputs[0]]
