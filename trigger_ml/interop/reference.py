@@ -165,11 +165,13 @@ def load_levels(folder: ForeignDir) -> tuple[list[tuple[str, Any, str]], dict[st
 
 def fidelity(y_fixed: np.ndarray, y_float: np.ndarray) -> dict[str, float]:
     """Fidelity figures (not exactness): the largest error relative to the float output range,
-    and the fraction of events whose argmax (one output: sign) agrees."""
+    and the fraction of events whose argmax agrees (one output: the side of the midpoint of the
+    reference's range, as a threshold would cut it: 0 for a symmetric output, 0.5 for a sigmoid's)."""
     scale = max(float(np.max(np.abs(y_float))), 1e-30)
     rel = float(np.max(np.abs(y_fixed - y_float))) / scale if y_float.size else 0.0
     if y_float.shape[1] > 1:
         agree = float(np.mean(np.argmax(y_fixed, 1) == np.argmax(y_float, 1)))
     else:
-        agree = float(np.mean((y_fixed[:, 0] > 0) == (y_float[:, 0] > 0)))
+        mid = 0.5 * (float(y_float.max()) + float(y_float.min())) if y_float.size else 0.0
+        agree = float(np.mean((y_fixed[:, 0] > mid) == (y_float[:, 0] > mid)))
     return {"max_rel_error": rel, "argmax_agreement": agree}
