@@ -158,7 +158,7 @@ def _max_f(q: Quant) -> int:
     return int(np.max(np.asarray(q.f)))
 
 
-def _pool_counts(n: Node, shape: tuple[int, ...]) -> np.ndarray:
+def pool_counts(n: Node, shape: tuple[int, ...]) -> np.ndarray:
     """How many real (not padded) elements each average-pool window holds."""
     one = np.ones((1, *shape))
     probe = replace(n, attrs={**n.attrs, "count_pad": True})
@@ -210,7 +210,7 @@ def _node_grid(n: Node, x: list[int | None], in_shape: tuple[int, ...]) -> int |
     if op == "mul":
         return _plus(*x)
     if op == "avgpool":
-        counts = _pool_counts(n, in_shape) if not n.attrs.get("count_pad") else np.prod(n.attrs["pool"])
+        counts = pool_counts(n, in_shape) if not n.attrs.get("count_pad") else np.prod(n.attrs["pool"])
         return _plus(x[0], int(np.log2(np.max(counts)))) if _is_pow2(counts) else None
     if op == "global_avgpool":
         count = int(np.prod(in_shape[:-1]))

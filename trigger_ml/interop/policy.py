@@ -264,7 +264,7 @@ class _Pass:
             c = shp[n.inputs[0]][-1]
             if n.op == "avgpool":
                 pool = tuple(n.attrs["pool"])
-                counts = A._pool_counts(n, shp[n.inputs[0]]) if not n.attrs.get("count_pad") else None
+                counts = A.pool_counts(n, shp[n.inputs[0]]) if not n.attrs.get("count_pad") else None
                 if counts is not None and len(np.unique(counts)) != 1:
                     continue  # windows of several sizes: left as a float op (check() names it)
                 count = float(np.prod(pool))
