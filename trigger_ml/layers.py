@@ -216,6 +216,17 @@ KINDS: dict[str, Kind] = {
         Kind("add", ("QAdd",), True, True),
         Kind("reshape", ("Reshape",), True, True),
         Kind("einsum_dense_batchnorm", ("QEinsumDenseBatchnorm",), True, True),
+        # layers of imported models (trigger_ml.interop.lower; docs: /work/notes/layer_coverage.md)
+        Kind("conv1d", ("QConv1D",), True, True),
+        Kind("batchnorm", ("QBatchNormalization",), True, True),  # exact form: epsilon 0, mean 0, variance 1
+        Kind("softmax", ("QSoftmax",), True, True),  # stable, explicit table formats
+        Kind("lut", ("QUnaryFunctionLUT",), True, True),  # allow_heterogeneous_table=False, tight input format
+        Kind("maxpool1d", ("QMaxPool1D", "QMaxPooling1D"), True, True),
+        Kind("avgpool1d", ("QAvgPool1D", "QAveragePooling1D"), True, True),  # power-of-two windows
+        Kind("global_avgpool", ("QGlobalAveragePooling1D", "QGlobalAveragePooling2D"), True, True),
+        Kind("global_maxpool", ("QGlobalMaxPooling1D", "QGlobalMaxPooling2D"), True, True),
+        Kind("maximum", ("QMaximum",), True, True),
+        Kind("concatenate", ("Concatenate",), True, True),  # equal shapes only (da4ml)
     )
 }
 

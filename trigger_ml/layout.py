@@ -4,6 +4,7 @@
     runs/<model>/               RunDir (`trigger-ml train` or `trigger-ml import`)
         model.keras  float.keras  card.yaml  metrics.json  history.json  split.npz  plots/
         foreign/                an imported model's own file and reference (info.json, inputs.npy, outputs.npy)
+        stock.json              instead of model.keras: a model for hls4ml's own converter (the fallback)
     firmware/<model>/           FirmwareDir (`trigger-ml compile`)
         card.yaml  manifest.json
         hls/                    hls4ml project; hls/keras_model.keras is the compiled model, byte for byte
@@ -49,6 +50,7 @@ class RunDir(_Dir):
     plots = property(lambda self: self.root / "plots")
     foreign = property(lambda self: ForeignDir(self.root / "foreign"))
     onnx = property(lambda self: self.root / "onnx")  # `trigger-ml export --onnx` default
+    stock = property(lambda self: self.root / "stock.json")  # a run for hls4ml's own converter (no model.keras)
     KEPT = ("float.keras", "metrics.json", "plots", "foreign")  # what compile keeps as reference/
     MARKER = "model.keras"  # a directory holding it is a run (an output of train or import)
 

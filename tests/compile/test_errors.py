@@ -78,3 +78,31 @@ def test_cli_exit_codes(trained, tmp_path, capsys):
         main(["compile", str(run), "--out", str(tmp_path / "fw3"), "--backend", "Quartus9"])
     assert exc.value.code == 3
     _nothing_left(tmp_path / "fw3")
+
+
+def test_a_lookup_table_wider_than_its_input_word_is_refused(tmp_path):
+    """hls4ml indexes a QUnaryFunctionLUT's table with its input word; when the producer's reachable
+    range is narrower than the table's input format, the word is narrower than the table and the
+    wrong entries are read (layer_coverage.md: 2603/3000 wrong): compile says so instead."""
+    import keras
+    from hgq.layers import QDense, QUnaryFunctionLUT
+
+    from trigger_ml.compile import hls
+    from trigger_ml.config import load_card
+    from trigger_ml.fixed import Fixed
+    from trigger_ml.interop.lower import conf
+
+    inp = keras.Input((4,), name="x")
+    h = QDense(2, iq_conf=conf(Fixed(True, 0, 3)), kq_conf=conf(Fixed(True, 0, 2), "weight"), name="d")(inp)
+    lut = QUnaryFunctionLUT(
+        "tanh",
+        iq_conf=conf(Fixed(True, 6, 4), scalar=True),  # 11 bits; the dense reaches far fewer
+        oq_conf=conf(Fixed(True, 0, 7, "RND", "SAT"), "table", scalar=True),
+        allow_heterogeneous_table=False,
+        name="t",
+    )
+    model = keras.Model(inp, lut(h))
+    model.get_layer("d").kernel.assign(np.full((4, 2), 0.25, np.float32))
+    card = load_card(__import__("tests.conftest", fromlist=["ROOT"]).ROOT / "models" / "eg_mlp.yaml")
+    with pytest.raises(UnsupportedError, match=r"lookup tables[^\n]*\n  - t\w*: input 6 bits, table 2048 entries"):
+        hls.convert(model, card, tmp_path / "hls", "latency", "Vitis", "t")

@@ -51,8 +51,8 @@ def _verify(fw, rtl: bool):
 @pytest.mark.parametrize("name", ["qonnx_2bit", "qonnx_bipolar"])
 def test_qonnx_import_compiles_and_is_exact_against_qonnx_executor(imported, name):
     run, fw, summary = imported(name)
-    assert summary["check"] == "exact" and summary["import_check"]["mismatched"] == 0
-    assert summary["import_check"]["compared"] > 1000
+    assert summary["check"] == "exact" and summary["import_check"]["qonnx"]["mismatched"] == 0
+    assert summary["import_check"]["qonnx"]["compared"] > 1000
     out = _verify(fw, rtl=True)
     levels = {r.level for r in out.exact}
     # QONNX ROUND (half to even) rounds in the 2-bit MLP: da4ml gets it as exact tie detection
@@ -103,6 +103,7 @@ def test_ir_version_14_is_capped_and_the_run_dir_has_the_format(tmp_path):
     assert onnx.load(tmp_path / "run" / "foreign" / "model.onnx").ir_version == 10
     info = json.loads((tmp_path / "run" / "foreign" / "info.json").read_text())
     assert info["reference"] == "qonnx" and info["check"] == "exact"
+    assert [lv["name"] for lv in info["levels"]] == ["import", "source", "qonnx"]
 
 
 def _bad_graph():
@@ -155,20 +156,20 @@ def test_cli_import_of_an_unknown_file_exits_3_and_writes_nothing(tmp_path):
 
 
 def test_a_wrong_lowering_is_caught_by_the_import_check(tmp_path, monkeypatch):
-    """The import compares the lowered model with qonnx's executor: a broken rule cannot pass."""
+    """The import compares the lowered model with the graph and qonnx's executor: a broken rule cannot pass."""
     from trigger_ml.interop import import_model
     from trigger_ml.interop import lower as Lw
 
-    real = Lw.build_keras
+    real = Lw._Builder.op_dense
 
-    def off_by_one_lsb(low, n_in, name):
-        low.layers[0].b = low.layers[0].b + 2.0 ** -low.layers[0].iq.frac
-        return real(low, n_in, name)
+    def off_by_one_lsb(self, n):
+        n.weights["bias"] = n.weights["bias"] + 2.0**-3
+        return real(self, n)
 
-    monkeypatch.setattr(Lw, "build_keras", off_by_one_lsb)
+    monkeypatch.setattr(Lw._Builder, "op_dense", off_by_one_lsb)
     src = tmp_path / "m.onnx"
     onnx.save(M.qonnx_mlp_2bit(sizes=(4, 6, 2)), src)
-    with pytest.raises(MismatchError):
+    with pytest.raises(MismatchError, match="first differing tensor"):
         import_model(src, tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
@@ -200,7 +201,7 @@ def test_trunc_imports_exactly(tmp_path, version):
     src = tmp_path / "t.onnx"
     onnx.save(M.qonnx_trunc(version), src)
     summary = import_model(src, tmp_path / "run")
-    assert summary["import_check"]["mismatched"] == 0 and summary["import_check"]["compared"] > 1000
+    assert summary["import_check"]["qonnx"]["mismatched"] == 0 and summary["import_check"]["qonnx"]["compared"] > 1000
     y = np.load(tmp_path / "run" / "foreign" / "outputs.npy")
     assert len(np.unique(y)) > 8  # the truncation keeps information: equality is not trivial
 

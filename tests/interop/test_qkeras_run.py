@@ -15,14 +15,20 @@ from trigger_ml.errors import UnsupportedError
 def _fake_reader(calls: list, fail: bool = False):
     def import_legacy(src, weights, out_model):
         from trigger_ml.fixed import Fixed
-        from trigger_ml.interop.graph import Dense, Graph, Quant
-        from trigger_ml.interop.lower import build_keras, lower
+        from trigger_ml.interop import ir
+        from trigger_ml.interop.lower import lower
 
         calls.append((src, weights))
         if fail:
             raise UnsupportedError("QConv1D, quantized_po2 not supported")
-        g = Graph("x", "y", 3, [Quant(Fixed(True, 2, 3)), Dense(np.array([[0.5], [-1.0], [0.25]]), np.array([0.125]))])
-        build_keras(lower(g), 3, "legacy").save(out_model)
+        w = {"kernel": np.array([[0.5], [-1.0], [0.25]]), "bias": np.array([0.125])}
+        g = ir.Graph(
+            "x",
+            [ir.Input("x", (3,), ir.Quant.of(Fixed(True, 2, 3)))],
+            [ir.Node("dense", "d", ["x"], "y", {}, w)],
+            ["y"],
+        )
+        lower(g, "legacy").model.save(out_model)
         return {
             "input_shape": [None, 3],
             "input_format": {"signed": True, "integer": 2, "frac": 3},

@@ -26,7 +26,7 @@ import yaml
 
 from trigger_ml import __version__
 from trigger_ml.atomic import atomic_dir
-from trigger_ml.compile import cache, emulator, hls, manifest, plugin, rtl
+from trigger_ml.compile import cache, emulator, hls, manifest, plugin, rtl, stock
 from trigger_ml.config import ModelCard, load_card
 from trigger_ml.errors import SchemaError, TriggerMLError, UnsupportedError
 from trigger_ml.fpga import MODEL_VERSION
@@ -69,7 +69,7 @@ class Result:
 def read_run(run_dir: str | Path) -> tuple[ModelCard, dict[str, Any], Path]:
     """A training run's card, data metadata and model file (one clear error if it is not a run)."""
     run = RunDir(run_dir)
-    for p in (run.model, run.card):
+    for p in (run.model if not run.stock.exists() else run.stock, run.card):
         if not p.exists():
             raise SchemaError(
                 f"{run.root}: missing {p.name}: not a training run directory",
@@ -77,7 +77,8 @@ def read_run(run_dir: str | Path) -> tuple[ModelCard, dict[str, Any], Path]:
             )
     card = load_card(run.card)
     data_meta = json.loads(run.metrics.read_text()).get("data", {}) if run.metrics.exists() else {}
-    return card, {k: v for k, v in data_meta.items() if v is not None}, run.model
+    model = run.stock if run.stock.exists() and not run.model.exists() else run.model
+    return card, {k: v for k, v in data_meta.items() if v is not None}, model
 
 
 def compile_key(run: RunDir, card: ModelCard, opts: Options, tools: dict[str, str]) -> str:
@@ -92,8 +93,15 @@ def compile_key(run: RunDir, card: ModelCard, opts: Options, tools: dict[str, st
         sort_keys=True,
     )
     twin = run.float_model
+    if not run.model.exists() and run.stock.exists():  # hls4ml's own converter reads the foreign files
+        files = sorted(
+            p for p in run.foreign.root.iterdir() if p.is_file() and p.name in stock.read_spec(run.stock)["files"]
+        )
+        model_bytes = run.stock.read_bytes() + b"".join(p.name.encode() + p.read_bytes() for p in files)
+    else:
+        model_bytes = run.model.read_bytes()
     return cache.digest(
-        run.model.read_bytes(),
+        model_bytes,
         twin.read_bytes() if twin.exists() else b"",
         conf,
         json.dumps(tools, sort_keys=True),
@@ -149,13 +157,19 @@ def _compile_into(
 ) -> Result:
     timings: dict[str, float] = {}
     notes: list[str] = []
-    model = load_model(run.model)
-    model_sha = cache.file_sha256(run.model)
     firmware = card.firmware
+    spec = stock.read_spec(run.stock) if run.stock.exists() and not run.model.exists() else None
 
     t = time.perf_counter()
-    hls_model = hls.convert(model, card, fw.hls, firmware.strategy, firmware.backend, key[:8])
-    shutil.copyfile(run.model, fw.model)  # hls4ml's re-save is not reproducible
+    if spec is None:
+        model = load_model(run.model)
+        model_sha = cache.file_sha256(run.model)
+        hls_model = hls.convert(model, card, fw.hls, firmware.strategy, firmware.backend, key[:8])
+        shutil.copyfile(run.model, fw.model)  # hls4ml's re-save is not reproducible
+    else:  # the fallback: hls4ml's own converter from the foreign file (no hgq2 model, no da4ml)
+        model, model_sha = None, cache.file_sha256(run.stock)
+        hls_model = stock.convert(spec, run.foreign.root, card, fw.hls, firmware.strategy, firmware.backend, key[:8])
+        notes.append(f"{stock.LABEL}: converted from {', '.join(spec['files'])}")
     fw.card.write_text(yaml.safe_dump(card.to_dict(), sort_keys=False))  # the card as compiled
     _keep_reference(run, fw)
     timings["hls_convert"] = time.perf_counter() - t
@@ -191,6 +205,8 @@ def _compile_into(
         "rtl": rtl_info,
         "plugin": plugin_info,
     }
+    if spec is not None:
+        content["converter"] = {"name": f"hls4ml {spec['converter']}", "label": stock.LABEL, "files": spec["files"]}
     m = manifest.write(fw.root, content)
     return Result(fw.root, m, False, timings, notes + (["emulator library from the build cache"] if lib_cached else []))
 
@@ -256,6 +272,9 @@ def _rtl(
     if not opts.rtl:
         notes.append("rtl skipped: --no-rtl")
         return {"written": False, "reason": "--no-rtl"}
+    if model is None:  # hls4ml's own converter: there is no hgq2 model to trace
+        notes.append("rtl skipped: da4ml takes hgq2 models only (hls4ml converter run)")
+        return {"written": False, "reason": "da4ml takes hgq2 models only (hls4ml converter run)"}
     t = time.perf_counter()
     kif = iface.input.kif
     try:

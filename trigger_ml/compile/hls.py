@@ -14,6 +14,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from trigger_ml.config import ModelCard
 from trigger_ml.errors import UnsupportedError
 from trigger_ml.fixed import Fixed
@@ -64,7 +66,36 @@ def hls_config(model, card: ModelCard, strategy: str, backend: str) -> dict[str,
         layer.pop("Strategy", None)  # inherit the model's strategy
         layer.pop("ParallelizationFactor", None)  # keep hgq2's fully parallel convolutions
         layer["Trace"] = True  # verify names the first diverging layer from these
+        if "Implementation" in layer:  # softmax defaults would override what hgq2's QSoftmax sets
+            layer.pop("Implementation", None)
+            layer.pop("TableSize", None)
+            prec = layer.get("Precision")
+            if isinstance(prec, dict):
+                for key in [k for k, v in prec.items() if v != "auto"]:
+                    prec.pop(key)
     return cfg
+
+
+def check_tables(hls_model) -> None:
+    """Every UnaryLUT's table covers exactly the words of its input (hls4ml indexes it with every bit
+    of the input word; a producer narrowed below the table's input format makes it read the wrong
+    entries: /work/notes/layer_coverage.md). One error lists every offending layer."""
+    bad = []
+    for layer in hls_model.get_layers():
+        if layer.class_name != "UnaryLUT":
+            continue
+        width = int(layer.get_input_variable().type.precision.width)
+        size = layer.get_attr("table_size")
+        if size is None:
+            table = layer.get_weights("table") if hasattr(layer, "get_weights") else None
+            size = int(np.prod(table.shape)) if table is not None else None
+        if size is not None and 2**width != int(size):
+            bad.append(f"{layer.name}: input {width} bits, table {size} entries")
+    if bad:
+        raise UnsupportedError(
+            "hls4ml would index lookup tables with words of another width:\n  - " + "\n  - ".join(bad),
+            "give each QUnaryFunctionLUT an input format exactly as wide as what its input can reach",
+        )
 
 
 def _normalise(out: Path, random_stamp: str, stamp: str) -> None:
@@ -110,6 +141,7 @@ def convert(model, card: ModelCard, out: Path, strategy: str, backend: str, stam
                 write_weights_txt=False,  # weights compiled in: the emulator needs no data files
                 write_tar=False,
             )
+            check_tables(hls_model)
             hls_model.config.trace_output = True  # per-layer outputs in the C simulation (guarded out of synthesis)
             hls_model.config.config = _sorted(hls_model.config.config)  # a reproducible hls4ml_config.yml
             hls_model.write()

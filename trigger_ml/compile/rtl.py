@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,9 @@ class SoftwareModel:
         return np.asarray(self.comb.predict(x, n_threads=threads), dtype=np.float64).reshape(len(x), -1)
 
 
+_CWD_LOCK = threading.Lock()  # the working directory is the process's: one table-reading simulation at a time
+
+
 class RTLSim:
     """`predict(x)` of the Verilator simulation of da4ml's pipelined Verilog (built once, cached).
 
@@ -124,12 +128,15 @@ class RTLSim:
     rebuilt; the library lives in the cache, the firmware directory is not modified.
     """
 
-    def __init__(self, lib: Path, comb) -> None:
+    def __init__(self, lib: Path, comb, memfiles: Path | None = None) -> None:
         import ctypes
 
         from da4ml.codegen.rtl.rtl_model import get_io_kifs
 
         self.lib_path = Path(lib)
+        # lookup tables (da4ml's QUnaryFunctionLUT / softmax tables) are read with $readmemh relative to
+        # the working directory when the simulation runs, as da4ml's own predict does
+        self.memfiles = memfiles if memfiles is not None and Path(memfiles).is_dir() else None
         self._lib = ctypes.CDLL(str(lib))
         self._lib.inference.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t]
         self.n_in, self.n_out = comb.shape
@@ -152,7 +159,16 @@ class RTLSim:
             raise ValueError(f"the RTL takes {self.n_in} inputs per event, got {x.shape[1]}")
         raw = np.ascontiguousarray(np.floor(np.ldexp(x, self.f_in)), dtype=np.int32)
         out = np.empty((len(x), self.n_out), dtype=np.int32)
-        self._lib.inference(raw.ctypes.data, out.ctypes.data, len(x), 1)
+        if self.memfiles is None:
+            self._lib.inference(raw.ctypes.data, out.ctypes.data, len(x), 1)
+        else:
+            with _CWD_LOCK:
+                old = os.getcwd()
+                os.chdir(self.memfiles)
+                try:
+                    self._lib.inference(raw.ctypes.data, out.ctypes.data, len(x), 1)
+                finally:
+                    os.chdir(old)
         width = self.k_out + self.i_out + self.f_out
         signed_off = self.k_out * 2.0 ** (self.i_out + self.f_out)
         val = np.mod(out.astype(np.float64) + signed_off, 2.0**width) - signed_off  # the RTL's own unpacking
@@ -170,8 +186,9 @@ def build_rtl_sim(rtl_dir: Path, comb=None) -> tuple[RTLSim, float, bool]:
     )[:32]
     lib = cache.root().rtl_sim(key)
     t0 = time.perf_counter()
+    mem = rtl_dir / "src" / "memfiles"
     if cache.get(lib) is not None:
-        return RTLSim(lib, comb), time.perf_counter() - t0, True
+        return RTLSim(lib, comb, mem), time.perf_counter() - t0, True
     lib.parent.mkdir(parents=True, exist_ok=True)
     with scratch_dir(lib.parent) as tmp:
         work = Path(tmp) / "rtl"
@@ -195,4 +212,4 @@ def build_rtl_sim(rtl_dir: Path, comb=None) -> tuple[RTLSim, float, bool]:
                 "check that g++, make and perl work; see trigger_ml/compile/verilator.py",
             )
         cache.put(work / "sim" / "libmodel_wrapper_tml.so", lib)
-    return RTLSim(lib, comb), time.perf_counter() - t0, False
+    return RTLSim(lib, comb, mem), time.perf_counter() - t0, False

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -54,6 +55,7 @@ from trigger_ml.errors import SchemaError, UnsupportedError
 from trigger_ml.fixed import Fixed, quantize_kif
 
 FLOAT_OPS = ("sigmoid", "tanh", "softmax")
+SOFTMAX_EPS = 1e-7  # hgq2 QSoftmax: 1 / (s + keras.backend.epsilon())
 
 
 @dataclass(frozen=True)
@@ -225,12 +227,13 @@ def softmax_table(
     x: np.ndarray, exp_in: Fixed, exp_out: Fixed, inv_in: Fixed, inv_out: Fixed, axis: int = -1
 ) -> np.ndarray:
     """hls4ml's stable table softmax as hgq2's QSoftmax describes it (exact: exp(-d) on the words of
-    exp_in rounded to exp_out, the sum onto inv_in, 1 / s on its words rounded to inv_out, product)."""
+    exp_in rounded to exp_out, the sum onto inv_in, 1 / (s + 1e-7) on its words rounded to inv_out,
+    product). The 1e-7 is hgq2's (keras' epsilon); hls4ml's table holds 1 / s: the policy chooses
+    formats where both round alike on every word (`policy`)."""
     d = exp_in.quantize(x.max(axis=axis, keepdims=True) - x)
     e = exp_out.quantize(np.exp(-d))
     s = inv_in.quantize(e.sum(axis=axis, keepdims=True))
-    with np.errstate(divide="ignore"):
-        inv = inv_out.quantize(np.where(s > 0, 1.0 / np.where(s > 0, s, 1.0), np.inf))
+    inv = inv_out.quantize(1.0 / (s + SOFTMAX_EPS))
     return e * inv
 
 
@@ -300,3 +303,151 @@ class GraphLevel:
         x = np.asarray(x, np.float64)
         ys = self.graph.evaluate(x.reshape(len(x), *self.graph.inputs[0].shape))
         return np.concatenate([y.reshape(len(x), -1) for y in ys], axis=1)
+
+
+# ----------------------------------------------------------------------------- save and load
+
+GRAPH_JSON = "graph.json"
+ARRAYS_NPZ = "arrays.npz"
+FORMAT_VERSION = 1
+
+
+def _encode(value: Any, key: str, arrays: dict[str, np.ndarray]) -> Any:
+    """An attribute as JSON: arrays go to the npz under `key`, Quant and Fixed are tagged objects."""
+    if isinstance(value, Quant):
+        for part in ("k", "i", "f"):
+            arrays[f"{key}.{part}"] = np.asarray(getattr(value, part))
+        return {"$quant": key, "rounding": value.rounding, "overflow": value.overflow}
+    if isinstance(value, Fixed):
+        return {"$fixed": str(value.with_modes("TRN", "WRAP")), "rounding": value.rounding, "overflow": value.overflow}
+    if isinstance(value, np.ndarray):
+        arrays[key] = value
+        return {"$array": key}
+    if isinstance(value, (list, tuple)):
+        return [_encode(v, f"{key}.{j}", arrays) for j, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {"$dict": {str(k): _encode(v, f"{key}.{k}", arrays) for k, v in value.items()}}
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise SchemaError(f"cannot save attribute {key!r} of type {type(value).__name__}", "use numbers, strings, arrays")
+
+
+def _decode(value: Any, arrays: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_decode(v, arrays) for v in value)
+    if isinstance(value, dict):
+        if "$quant" in value:
+            key = value["$quant"]
+            k, i, f = (np.asarray(arrays[f"{key}.{p}"]) for p in ("k", "i", "f"))
+            return Quant(k, i, f, value["rounding"], value["overflow"])
+        if "$fixed" in value:
+            return Fixed.parse(value["$fixed"]).with_modes(value["rounding"], value["overflow"])
+        if "$array" in value:
+            return np.asarray(arrays[value["$array"]])
+        if "$dict" in value:
+            return {k: _decode(v, arrays) for k, v in value["$dict"].items()}
+    return value
+
+
+def save(graph: Graph, folder: str | Path) -> Path:
+    """Write `graph` to `folder` as graph.json (structure) and arrays.npz (weights, per-element
+    formats); no pickle. Returns the folder."""
+    import json
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays: dict[str, np.ndarray] = {}
+    doc = {
+        "format_version": FORMAT_VERSION,
+        "name": graph.name,
+        "source": graph.source,
+        "notes": list(graph.notes),
+        "inputs": [
+            {
+                "name": i.name,
+                "shape": list(i.shape),
+                "layout": i.layout,
+                "q": None if i.q is None else _encode(i.q, f"input.{j}.q", arrays),
+            }
+            for j, i in enumerate(graph.inputs)
+        ],
+        "nodes": [],
+        "outputs": list(graph.outputs),
+    }
+    for j, n in enumerate(graph.nodes):
+        for w, v in n.weights.items():
+            arrays[f"node.{j}.w.{w}"] = np.asarray(v, np.float64)
+        doc["nodes"].append(
+            {
+                "op": n.op,
+                "name": n.name,
+                "inputs": list(n.inputs),
+                "output": n.output,
+                "attrs": {k: _encode(v, f"node.{j}.a.{k}", arrays) for k, v in n.attrs.items()},
+                "weights": sorted(n.weights),
+            }
+        )
+    (folder / GRAPH_JSON).write_text(json.dumps(doc, indent=1))
+    with open(folder / ARRAYS_NPZ, "wb") as fh:
+        np.savez(fh, **arrays)
+    return folder
+
+
+def load(folder: str | Path) -> Graph:
+    """The graph saved by `save` in `folder` (np.load with allow_pickle=False); checked."""
+    import json
+
+    folder = Path(folder)
+    try:
+        doc = json.loads((folder / GRAPH_JSON).read_text())
+        arrays = dict(np.load(folder / ARRAYS_NPZ, allow_pickle=False))
+    except (OSError, ValueError) as exc:
+        raise SchemaError(
+            f"{folder}: not a saved import graph ({exc})", "save it with trigger_ml.interop.ir.save"
+        ) from exc
+    if doc.get("format_version") != FORMAT_VERSION:
+        raise SchemaError(f"{folder}: graph format {doc.get('format_version')!r}", "import the model again")
+    inputs = [
+        Input(i["name"], tuple(i["shape"]), None if i["q"] is None else _decode(i["q"], arrays), i.get("layout", ""))
+        for i in doc["inputs"]
+    ]
+    nodes = [
+        Node(
+            n["op"],
+            n["name"],
+            list(n["inputs"]),
+            n["output"],
+            {k: _decode(v, arrays) for k, v in n["attrs"].items()},
+            {w: arrays[f"node.{j}.w.{w}"] for w in n["weights"]},
+        )
+        for j, n in enumerate(doc["nodes"])
+    ]
+    g = Graph(doc["name"], inputs, nodes, list(doc["outputs"]), doc.get("source", ""), list(doc.get("notes", [])))
+    g.check()
+    return g
+
+
+# ----------------------------------------------------------------------------- the user's layout
+
+
+def layout_perm(layout: str, ndim: int) -> tuple[int, ...] | None:
+    """The permutation (batch excluded) taking an array in the user's `layout` (e.g. "NCHW", "NCW")
+    to channels-last, or None when the layout is channels-last already or not given."""
+    if not layout or len(layout) != ndim + 1 or layout[-1] == "C" or "C" not in layout:
+        return None
+    body = layout[1:]  # batch first in every layout
+    c = body.index("C")
+    return tuple([j for j in range(len(body)) if j != c] + [c])
+
+
+def to_channels_last(x: np.ndarray, inp: Input) -> np.ndarray:
+    """x in the user's layout (or already channels-last, or flat) as the graph's input shape."""
+    x = np.asarray(x)
+    perm = layout_perm(inp.layout, len(inp.shape))
+    if perm is not None and x.ndim == len(inp.shape) + 1:
+        user = tuple(inp.shape[perm.index(j)] for j in range(len(perm)))  # the user's shape
+        if x.shape[1:] == user:
+            x = np.transpose(x, (0, *[p + 1 for p in perm]))
+    return x.reshape(len(x), *inp.shape)

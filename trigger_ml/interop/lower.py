@@ -1,58 +1,50 @@
-"""Lower a chain of exact steps (`graph.Step`) to a Keras 3 model of hgq2 layers with the same
-arithmetic, so hls4ml, da4ml and Verilator take it like any trained model.
+"""Lower a fixed-point import graph (`ir.Graph` after `policy`) to a Keras 3 model of hgq2 layers
+that hls4ml 1.3 and da4ml 0.5 both convert exactly, and check it.
 
-Each Dense becomes a `QDense` whose weight and bias quantizers are the smallest fixed-point
-formats holding the (already quantized) values exactly; the Quant before a Dense becomes that
-QDense's input quantizer, a Quant at the end a `Quantizer` layer, a Relu the QDense's activation.
-A BipolarQuant (y = s if x >= 0 else -s) on a Dense's output x, whose values lie on a grid of
-2**-f with |x 2**f| <= 2**e (interval bounds), becomes u = ufixed<1,1,TRN>(x 2**(f-e) + 1): the
-argument lies in [0, 2), so u = [x >= 0] with neither saturation nor wrap (the Dense's weights and
-bias scaled by 2**(f-e), plus 1), and the next Dense reads y = s (2u - 1) by taking 2 s W as its kernel and
-b - s sum(W) as its bias (a final BipolarQuant gets a diagonal Dense that does this).
+The graph is first rewritten (`expand`: pads into convs, concat before a dense split, bipolar and
+thresholds as units, quantizers tightened by interval bounds), then each op becomes the layer that
+docs/notes' coverage table found exact in both tools:
 
-Interval bounds from the input format give each quantizer's reachable range: a SAT quantizer that
-can never clip becomes WRAP and a rounding that can never round (the input grid is no finer than
-the output's) becomes TRN, which da4ml implements (it has no RND_CONV).
+    quant          the next layer's input quantizer (iq) when it is that layer's only input and the
+                   layer takes one (dense, conv, batch norm, pools), else a `Quantizer` layer
+    dense, conv    QDense / QConv1D / QConv2D, relu fused (activation='relu'; never keras ReLU),
+                   weight and bias quantizers frozen to the smallest formats holding the values;
+                   groups (depthwise) as a block-diagonal kernel; pads as 'same' / 'valid' or a
+                   0/1 QDense that pads
+    scale_shift    QBatchNormalization(epsilon=0, mean 0, variance 1, gamma = scale, beta = shift)
+    relu           fused into the dense/conv before it, else an identity QDense / 1x1 QConv with relu
+    clip           a SAT `Quantizer` on the input's grid
+    lut            QUnaryFunctionLUT(allow_heterogeneous_table=False, iq = q_in, oq = q_out)
+    softmax_table  QSoftmax(stable=True, explicit table formats)
+    maxpool, avgpool, global pools   QMaxPool / QAvgPool (power-of-two windows) / QGlobal*
+    flatten, reshape   Flatten, Reshape; transpose, pad: a 0/1 QDense (Flatten, QDense, Reshape)
+    add, sub, mul, max QAdd / QSubtract / QMultiply / QMaximum; concat: Concatenate (equal shapes)
+
+`lower(graph, name)` returns a `Lowered` (the model, the card's layer description, the input
+grid); `check(graph, lowered, x)` runs the model in float64 (the golden model) against
+`graph.evaluate` and raises a MismatchError naming the first graph tensor that differs. Anything
+the rules cannot express is one UnsupportedError listing every node with the nearest alternative.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from trigger_ml.errors import UnsupportedError
-from trigger_ml.fixed import Fixed, needed_integer, smallest_holding
-from trigger_ml.interop.graph import TRUNC_I, Dense, Graph, Quant, Step
+from trigger_ml.errors import MismatchError, UnsupportedError
+from trigger_ml.fixed import Fixed, Grid, needed_integer, smallest_holding
+from trigger_ml.interop import analysis as A
+from trigger_ml.interop.expand import expand
+from trigger_ml.interop.ir import Graph, Node
+from trigger_ml.interop.policy import float32_exact
+from trigger_ml.train.golden import QuantizedModel
 
 MAX_FRAC = 32
-FLOAT32_EXACT_BITS = 24  # qonnx's executor and onnxruntime compute in float32
-UNIT = Fixed(False, 1, 0, "TRN", "WRAP")  # u in {0, 1}, from values in [0, 2): never wraps
-
-
-@dataclass
-class Layer:
-    w: np.ndarray
-    b: np.ndarray
-    iq: Fixed
-    relu: bool
-    name: str
-
-
-@dataclass
-class Lowered:
-    input_fmt: Fixed
-    layers: list[Layer]
-    out_quant: Fixed | None
-    acc_bits: list[int]  # significant bits of each accumulator (the float32 exactness bound)
-
-    def describe(self) -> list[dict[str, Any]]:
-        """The card's `layers` (a description; the model file is the truth)."""
-        return [
-            {"type": "dense", "units": int(L.w.shape[1]), "activation": "relu" if L.relu else "linear", "name": L.name}
-            for L in self.layers
-        ]
+IQ_OPS = ("dense", "conv", "scale_shift", "maxpool", "avgpool", "global_avgpool", "global_maxpool")
+MERGES = {"add": "QAdd", "sub": "QSubtract", "mul": "QMultiply", "max": "QMaximum"}
 
 
 def exact_fmt(v: np.ndarray) -> Fixed | None:
@@ -60,168 +52,505 @@ def exact_fmt(v: np.ndarray) -> Fixed | None:
     return smallest_holding(v, max_frac=MAX_FRAC)
 
 
-def fmt_range(fmt: Fixed) -> tuple[float, float]:
-    return fmt.min_value, fmt.max_value
-
-
-def _bounds(w: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    a, c = w * lo[:, None], w * hi[:, None]
-    return np.minimum(a, c).sum(0) + b, np.maximum(a, c).sum(0) + b
-
-
-def _grid(v: np.ndarray) -> int:
-    fmt = exact_fmt(v)
-    return MAX_FRAC if fmt is None else fmt.frac
-
-
-def _needed_i(lo: float, hi: float, f: int, k: int) -> int:
-    return needed_integer(lo, hi, f, bool(k))
-
-
-def _tighten(q: Fixed, lo: np.ndarray, hi: np.ndarray, f_in: int) -> Fixed:
-    """q with TRN when the value grid is no finer than q's, WRAP when q can never clip."""
-    i = _needed_i(float(lo.min()), float(hi.max()), q.frac, q.signed) if q.integer >= TRUNC_I else q.integer
-    q = Fixed(q.signed, i, q.frac, q.rounding, q.overflow)
-    r_lo, r_hi = fmt_range(q)
-    rnd = "TRN" if f_in <= q.frac else q.rounding
-    ovf = "WRAP" if (lo.min() >= r_lo and hi.max() <= r_hi) else q.overflow
-    return Fixed(q.signed, q.integer, q.frac, rnd, ovf)
-
-
-def lower(graph: Graph) -> Lowered:
-    """The QDense layers of a chain; one UnsupportedError lists every pattern it cannot take."""
-    steps, problems = list(graph.steps), []
-    if not steps or not isinstance(steps[0], Quant):
-        raise UnsupportedError(
-            "the graph input is not quantized (no Quant node on it)",
-            "export the model with an input quantizer, or import it as float ONNX with --input-format",
-        )
-    # firmware inputs are words of the input Quant's format: its rounding and clipping happen before
-    # the firmware, so the model's input quantizer is the grid itself (TRN, WRAP: identity on it)
-    q_in = steps[0].fmt
-    in_fmt = Fixed(q_in.signed, q_in.integer, q_in.frac, "TRN", "SAT_SYM" if q_in.overflow == "SAT_SYM" else "WRAP")
-    lo, hi = (np.full(graph.n_in, v) for v in fmt_range(in_fmt))
-    pos, layers, acc_bits = 1, [], []
-    cur_fmt: Fixed | None = in_fmt
-    bipolar: float | None = None  # the Dense input is u in {0,1} standing for bipolar * (2u - 1)
-    out_quant: Fixed | None = None
-    while pos < len(steps):
-        d = steps[pos]
-        if not isinstance(d, Dense):
-            problems.append(f"{type(d).__name__} {d.name!r} follows another activation (expected MatMul/Gemm)")
-            break
-        acts: list[Step] = []
-        pos += 1
-        while pos < len(steps) and not isinstance(steps[pos], Dense):
-            acts.append(steps[pos])
-            pos += 1
-        if cur_fmt is None:
-            problems.append(f"MatMul/Gemm {d.name!r} reads a value that no Quant node quantized")
-            break
-        w, b = d.w.astype(np.float64), d.b.astype(np.float64)
-        if bipolar is not None:
-            w, b = 2 * bipolar * w, b - bipolar * w.sum(0)
-        z_lo, z_hi = _bounds(w, b, lo, hi)
-        f_acc = max(cur_fmt.frac + _grid(w), _grid(b))
-        acc_bits.append(_needed_i(float(z_lo.min()), float(z_hi.max()), f_acc, 1) + f_acc + 1)
-        relu, q, bip = _activation(acts, d.name, problems)
-        if relu:
-            z_lo, z_hi = np.maximum(z_lo, 0), np.maximum(z_hi, 0)
-        layer = Layer(w, b, cur_fmt, relu, f"dense_{len(layers)}")
-        if bip is not None:  # n = x 2**f is an integer in [-2**e, 2**e): u = floor(n 2**-e + 1) = [x >= 0]
-            e = max(_needed_i(float(z_lo.min()), float(z_hi.max()), f_acc, 1) + f_acc, 0)
-            layer.w, layer.b = w * 2.0 ** (f_acc - e), b * 2.0 ** (f_acc - e) + 1
-            cur_fmt, bipolar = UNIT, bip
-            lo, hi = np.zeros_like(z_lo), np.ones_like(z_hi)
-        elif q is not None:
-            grid = [a.exact_grid for a in acts if isinstance(a, Quant) and a.exact_grid is not None]
-            if grid and f_acc > grid[0]:
-                problems.append(
-                    f"Trunc after {d.name!r}: its input has {f_acc} fractional bits, more than its "
-                    f"scale's {grid[0]} (qonnx rounds it onto the scale first)"
-                )
-            q = _tighten(q, z_lo, z_hi, f_acc)
-            cur_fmt, bipolar = q, None
-            lo, hi = np.clip(z_lo, *fmt_range(q)), np.clip(z_hi, *fmt_range(q))
-        else:
-            cur_fmt, bipolar = None, None
-        layers.append(layer)
-        if pos >= len(steps) and q is not None:
-            out_quant = q
-    if bipolar is not None and not problems:
-        n = layers[-1].w.shape[1]
-        layers.append(Layer(2 * bipolar * np.eye(n), np.full(n, -bipolar), UNIT, False, f"dense_{len(layers)}"))
-    if not layers and not problems:
-        problems.append("no MatMul/Gemm in the graph")
-    for L in layers:
-        for what, v in (("weights", L.w), ("biases", L.b)):
-            if exact_fmt(v) is None:
-                problems.append(
-                    f"{L.name}: {what} are not on a power-of-two grid of at most {MAX_FRAC} "
-                    "fractional bits (a non-power-of-two scale?)"
-                )
-    if problems:
-        raise UnsupportedError(
-            "cannot lower the graph to exact fixed point:\n  - " + "\n  - ".join(problems),
-            "see README, Import and export, for the supported patterns",
-        )
-    return Lowered(in_fmt, layers, out_quant, acc_bits)
-
-
-def _activation(acts: list[Step], name: str, problems: list[str]) -> tuple[bool, Fixed | None, float | None]:
-    kinds = [type(a).__name__ for a in acts]
-    if kinds in ([], ["Relu"]):
-        return bool(acts), None, None
-    if kinds == ["Quant"]:
-        return False, acts[0].fmt, None
-    if kinds == ["Relu", "Quant"]:
-        return True, acts[1].fmt, None
-    if kinds == ["Quant", "Relu"] and acts[0].fmt.overflow != "WRAP":
-        q = acts[0].fmt  # relu(sat(x)) = sat onto the format's non-negative half
-        return False, Fixed(False, q.integer, q.frac, q.rounding, "SAT"), None
-    if kinds == ["Bipolar"]:
-        return False, None, acts[0].scale
-    problems.append(
-        f"after {name!r}: the sequence {' -> '.join(kinds)} is not supported "
-        "(supported: Relu, Quant, Relu -> Quant, Quant -> Relu, BipolarQuant)"
-    )
-    return False, None, None
-
-
-def _conf(fmt: Fixed, place: str):
+def conf(fmt: Fixed, place: str = "datalane", scalar: bool = False):
+    """A frozen hgq2 quantizer config of one format (datalane: one format per element unless scalar)."""
     from hgq.config import QuantizerConfig
 
-    het = {"homogeneous_axis": (0,)} if place == "datalane" else {}
+    extra: dict[str, Any] = {}
+    if place == "datalane":
+        extra = {"heterogeneous_axis": ()} if scalar else {"homogeneous_axis": (0,)}
+    elif scalar:
+        extra = {"heterogeneous_axis": ()}
     k, i, f = fmt.kif
     return QuantizerConfig(
-        "kif", place, k0=k, i0=i, f0=f, round_mode=fmt.rounding, overflow_mode=fmt.overflow, trainable=False, **het
+        "kif", place, k0=k, i0=i, f0=f, round_mode=fmt.rounding, overflow_mode=fmt.overflow, trainable=False, **extra
     )
 
 
-def build_keras(low: Lowered, n_in: int, name: str):
-    """The hgq2 Keras model of a lowered chain, weights set."""
-    import keras
-    from hgq.layers import QDense, Quantizer
+@dataclass
+class Lowered:
+    model: Any
+    graph: Graph  # the expanded graph the model was built from
+    input_grid: Grid
+    input_shape: tuple[int, ...]
+    tensor_layers: dict[str, str] = field(default_factory=dict)  # graph tensor -> Keras layer computing it
 
-    inp = keras.Input((n_in,), name="x")
-    h, dense = inp, []
-    for L in low.layers:
-        kq, bq = exact_fmt(L.w), exact_fmt(L.b)
+    def describe(self) -> list[dict[str, Any]]:
+        """The card's `layers` (a description; the model file is the truth)."""
+        return [{"type": type(layer).__name__, "name": layer.name} for layer in self.model.layers]
+
+
+def _ident(name: str, used: set[str]) -> str:
+    base = re.sub(r"\W", "_", name, flags=re.ASCII).strip("_") or "layer"
+    base = base if base[0].isalpha() else f"l_{base}"
+    out, j = base[:56], 1
+    while out in used:
+        out, j = f"{base[:52]}_{j}", j + 1
+    used.add(out)
+    return out
+
+
+def _same_pads(n_in: int, k: int, s: int) -> tuple[int, int]:
+    out = -(-n_in // s)
+    total = max((out - 1) * s + k - n_in, 0)
+    return total // 2, total - total // 2
+
+
+class _Builder:
+    def __init__(self, g: Graph, name: str) -> None:
+        import keras
+
+        self.k = keras
+        self.g, self.name = g, name
+        self.bounds, self.grids, self.shapes = A.bounds(g), A.grids(g), A.shapes(g)
+        self.val: dict[str, Any] = {}
+        self.pend: dict[str, tuple[str, Fixed]] = {}
+        self.assign: list[tuple[Any, dict[str, np.ndarray]]] = []
+        self.problems: list[str] = []
+        self.used: set[str] = set()
+        self.tensor_layers: dict[str, str] = {}
+        self.done: set[str] = set()
+        self.quantized: set[str] = set()  # tensors a Quantizer layer writes (besides pending quantizers)
+
+    # -- tensors
+
+    def get(self, t: str, quantizing: bool = False):
+        """The Keras tensor of graph tensor t (a pending quantizer becomes a Quantizer layer);
+        `quantizing`: the reader quantizes it again (refused after a Quantizer: hls4ml keeps only
+        the last of two quantizers in a row)."""
+        if quantizing and (t in self.pend or t in self.quantized):
+            raise UnsupportedError(
+                "two quantizers in a row (hls4ml keeps only the last of them): make the first pass its "
+                "values unchanged, or put an op between them"
+            )
+        if t not in self.val:
+            src, fmt = self.pend[t]
+            from hgq.layers import Quantizer
+
+            layer = Quantizer(conf(fmt), name=_ident(f"{t}_q", self.used))
+            self.val[t] = layer(self.get(src, quantizing=True))
+            self.tensor_layers[t] = layer.name
+        return self.val[t]
+
+    def take(self, t: str, n: Node) -> tuple[Any, dict[str, Any]]:
+        """The input of an iq-taking layer and its iq kwargs (the pending quantizer, when n is its
+        only reader), else the tensor as it is and no iq."""
+        if t in self.pend and t not in self.val and self.g.consumers(t) == [n] and t not in self.g.outputs:
+            src, fmt = self.pend[t]
+            return self.get(src, quantizing=True), {"iq_conf": conf(fmt)}
+        return self.get(t), {"enable_iq": False}
+
+    def out(self, n: Node, value, layer) -> None:
+        self.val[n.output] = value
+        self.tensor_layers[n.output] = layer.name
+
+    def fused_relu(self, n: Node) -> str | None:
+        c = self.g.consumers(n.output)
+        if len(c) == 1 and c[0].op == "relu" and n.output not in self.g.outputs:
+            self.done.add(c[0].name)
+            return c[0].output
+        return None
+
+    def weight_confs(self, w: np.ndarray, b: np.ndarray, where: str) -> dict[str, Any]:
+        kq, bq = exact_fmt(w), exact_fmt(b)
+        for what, v, fmt in (("weights", w, kq), ("biases", b, bq)):
+            if fmt is None or not float32_exact(v):
+                self.problems.append(
+                    f"{where}: {what} are not float32-exact values on a power-of-two grid of at most {MAX_FRAC} "
+                    "fraction bits (apply the precision policy: weight_bits <= 24)"
+                )
+        if kq is None or bq is None:
+            kq = bq = Fixed(True, 1, 0)
+        return {"kq_conf": conf(kq, "weight"), "bq_conf": conf(bq, "bias")}
+
+    # -- the walk
+
+    def build(self):
+        g = self.g
+        if len(g.inputs) != 1 or len(g.outputs) != 1:
+            raise UnsupportedError(
+                f"the graph has {len(g.inputs)} inputs and {len(g.outputs)} outputs",
+                "the firmware takes one input and one output tensor: concatenate them in the source",
+            )
+        inp = g.inputs[0]
+        x = self.k.Input(tuple(inp.shape), name=_ident(inp.name, self.used))
+        self.val["__input__"] = x
+        fmt = inp.q.uniform() if inp.q is not None else None
+        if fmt is None:
+            raise UnsupportedError(
+                f"input {inp.name!r} has {'no' if inp.q is None else 'a per-element'} format",
+                "apply the precision policy (it gives inputs --input-format); per-element input formats are not supported",
+            )
+        self.pend[inp.name] = ("__input__", fmt)
+        failed: set[str] = set()
+        for n in g.nodes:
+            if n.name in self.done:
+                continue
+            if failed & set(n.inputs):  # its input could not be lowered (already listed)
+                failed.add(n.output)
+                continue
+            try:
+                getattr(self, f"op_{n.op}", self.op_unsupported)(n)
+            except UnsupportedError as exc:
+                self.problems.append(f"node {n.name!r} ({n.op}): {exc.what}")
+                failed.add(n.output)
+        if self.problems:
+            raise UnsupportedError(
+                "cannot lower the graph to hgq2 layers:\n  - " + "\n  - ".join(self.problems),
+                "see trigger_ml/interop/lower.py for the ops and patterns each lowering takes",
+            )
+        y = self.get(g.outputs[0])
+        model = self.k.Model(x, y, name=self.name)
+        for layer, values in self.assign:
+            for attr, v in values.items():
+                getattr(layer, attr).assign(np.asarray(v, np.float32))
+        return model, fmt
+
+    def op_unsupported(self, n: Node) -> None:
+        alt = {
+            "sigmoid": "apply the precision policy (lut)",
+            "tanh": "apply the precision policy (lut)",
+            "softmax": "apply the precision policy (softmax_table)",
+            "bipolar": "its input must be on a grid",
+            "threshold": "its input must be on a grid",
+        }
+        raise UnsupportedError(f"no lowering for op {n.op!r}" + (f"; {alt[n.op]}" if n.op in alt else ""))
+
+    def op_identity(self, n: Node) -> None:
+        self.val[n.output] = self.get(n.inputs[0])
+
+    def op_quant(self, n: Node) -> None:
+        fmt = n.attrs["q"].uniform()
+        if fmt is None:
+            raise UnsupportedError("a per-element quantizer (give every element one format)")
+        self.pend[n.output] = (n.inputs[0], fmt)
+
+    def op_dense(self, n: Node) -> None:
+        from hgq.layers import QDense
+
+        if len(self.shapes[n.inputs[0]]) > 2:
+            raise UnsupportedError("a dense over a tensor of rank > 2 (flatten it, or use a 1x1 conv)")
+        x, iq = self.take(n.inputs[0], n)
+        w = n.weights["kernel"]
+        b = n.weights.get("bias", np.zeros(w.shape[-1]))
+        relu_out = self.fused_relu(n)
         layer = QDense(
-            L.w.shape[1],
-            activation="relu" if L.relu else None,
-            iq_conf=_conf(L.iq, "datalane"),
-            kq_conf=_conf(kq, "weight"),
-            bq_conf=_conf(bq, "bias"),
+            w.shape[-1],
+            activation="relu" if relu_out else None,
+            name=_ident(n.name, self.used),
             enable_ebops=False,
-            name=L.name,
+            **iq,
+            **self.weight_confs(w, b, f"node {n.name!r}"),
         )
-        h = layer(h)
-        dense.append((layer, L))
-    if low.out_quant is not None:
-        h = Quantizer(_conf(low.out_quant, "datalane"), name="output_quant")(h)
-    model = keras.Model(inp, h, name=name)
-    for layer, L in dense:
-        layer.kernel.assign(L.w.astype(np.float32))
-        layer.bias.assign(L.b.astype(np.float32))
-    return model
+        self.out(n, layer(x), layer)
+        if relu_out:
+            self.val[relu_out] = self.val.pop(n.output)
+            self.tensor_layers[relu_out] = self.tensor_layers.pop(n.output)
+        self.assign.append((layer, {"kernel": w, "bias": b}))
+
+    def op_conv(self, n: Node) -> None:
+        from hgq.layers import QConv1D, QConv2D
+
+        k = n.weights["kernel"]
+        nd = k.ndim - 2
+        if nd not in (1, 2):
+            raise UnsupportedError(f"a {nd}-D convolution (1-D and 2-D are supported)")
+        groups = int(n.attrs.get("groups", 1))
+        if groups > 1:  # depthwise / grouped: block-diagonal kernel (hgq2 0.2 has no depthwise layer)
+            cin = self.shapes[n.inputs[0]][-1]
+            per_in, per_out = cin // groups, k.shape[-1] // groups
+            full = np.zeros((*k.shape[:-2], cin, k.shape[-1]))
+            for gi in range(groups):
+                full[..., gi * per_in : (gi + 1) * per_in, gi * per_out : (gi + 1) * per_out] = k[
+                    ..., :, gi * per_out : (gi + 1) * per_out
+                ]
+            k = full
+        strides = tuple(n.attrs.get("strides", (1,) * nd))
+        pads = tuple(tuple(p) for p in n.attrs.get("pads", ((0, 0),) * nd))
+        in_shape = self.shapes[n.inputs[0]]
+        if all(p == (0, 0) for p in pads):
+            padding = "valid"
+        elif all(p == _same_pads(in_shape[j], k.shape[j], strides[j]) for j, p in enumerate(pads)):
+            padding = "same"
+        else:
+            padding = "pad"
+        if padding == "pad":  # zero padding Keras cannot say: a 0/1 QDense that pads, then a valid conv
+            out_shape = np.pad(np.zeros(in_shape), [*pads, (0, 0)]).shape
+            pad = lambda a: np.pad(a, [*pads, (0, 0)])  # noqa: E731
+            x = self.reindex(self.get(n.inputs[0]), in_shape, pad, f"{n.name}_pad", out_shape)
+            iq, padding = {"enable_iq": False}, "valid"
+        else:
+            x, iq = self.take(n.inputs[0], n)
+        b = n.weights.get("bias", np.zeros(k.shape[-1]))
+        relu_out = self.fused_relu(n)
+        cls = QConv1D if nd == 1 else QConv2D
+        layer = cls(
+            k.shape[-1],
+            k.shape[:nd],
+            strides=strides,
+            padding=padding,
+            activation="relu" if relu_out else None,
+            name=_ident(n.name, self.used),
+            enable_ebops=False,
+            **iq,
+            **self.weight_confs(k, b, f"node {n.name!r}"),
+        )
+        self.out(n, layer(x), layer)
+        if relu_out:
+            self.val[relu_out] = self.val.pop(n.output)
+            self.tensor_layers[relu_out] = self.tensor_layers.pop(n.output)
+        self.assign.append((layer, {"kernel": k, "bias": b}))
+
+    def op_scale_shift(self, n: Node) -> None:
+        from hgq.layers import QBatchNormalization
+
+        c = self.shapes[n.inputs[0]][-1]
+        scale = np.broadcast_to(np.asarray(n.weights["scale"], np.float64), (c,)).copy()
+        shift = np.broadcast_to(np.asarray(n.weights["shift"], np.float64), (c,)).copy()
+        x, iq = self.take(n.inputs[0], n)
+        confs = self.weight_confs(scale, shift, f"node {n.name!r}")
+        layer = QBatchNormalization(epsilon=0.0, name=_ident(n.name, self.used), enable_ebops=False, **iq, **confs)
+        self.out(n, layer(x), layer)
+        self.assign.append(
+            (layer, {"bn_gamma": scale, "bn_beta": shift, "moving_mean": np.zeros(c), "moving_variance": np.ones(c)})
+        )
+
+    def _sat(self, n: Node, fmt: Fixed) -> None:
+        from hgq.layers import Quantizer
+
+        t = n.inputs[0]
+        x = self.identity(n, False, f"{n.name}_in")[1] if t in self.pend or t in self.quantized else self.get(t)
+        layer = Quantizer(conf(fmt), name=_ident(n.name, self.used))
+        self.out(n, layer(x), layer)
+        self.quantized.add(n.output)
+
+    def identity(self, n: Node, relu: bool, name: str):
+        """An identity QDense / 1x1 QConv on n's input (with relu), taking a pending quantizer as its iq."""
+        from hgq.layers import QConv1D, QConv2D, QDense
+
+        shape = self.shapes[n.inputs[0]]
+        c, nd = shape[-1], len(shape) - 1
+        if nd > 2:
+            raise UnsupportedError(f"a {n.op} on a tensor of rank {len(shape)}")
+        x, iq = self.take(n.inputs[0], n)
+        kw = {"use_bias": False, "activation": "relu" if relu else None, "enable_ebops": False, **iq}
+        kw.update(name=_ident(name, self.used), kq_conf=conf(Fixed(False, 1, 0), "weight"))
+        layer = QDense(c, **kw) if nd == 0 else (QConv1D if nd == 1 else QConv2D)(c, (1,) * nd, **kw)
+        self.assign.append((layer, {"kernel": np.eye(c).reshape((1,) * nd + (c, c))}))
+        return layer, layer(x)
+
+    def op_relu(self, n: Node) -> None:
+        """A relu not fused into a dense/conv: an identity QDense / 1x1 QConv with activation='relu'
+        (a pending quantizer becomes its iq, so two quantizers around a relu stay apart)."""
+        layer, y = self.identity(n, True, n.name)
+        self.out(n, y, layer)
+
+    def op_clip(self, n: Node) -> None:
+        lo, hi, f = float(n.attrs["lo"]), float(n.attrs["hi"]), self.grids[n.inputs[0]]
+        if f is None:
+            raise UnsupportedError("its input is on no grid")
+        for signed in (False, True):
+            i = needed_integer(lo, hi, f, signed)
+            for ovf in ("SAT", "SAT_SYM"):
+                fmt = Fixed(signed, i, f, "TRN", ovf)
+                if (fmt.min_value, fmt.max_value) == (lo, hi):
+                    return self._sat(n, fmt)
+        raise UnsupportedError(
+            f"clip to [{lo:g}, {hi:g}] is not the range of a fixed-point format on the input's grid "
+            "(supported: [0, 2**i - lsb], [-2**i, 2**i - lsb], [-(2**i - lsb), 2**i - lsb])"
+        )
+
+    def op_lut(self, n: Node) -> None:
+        from hgq.layers import QUnaryFunctionLUT
+
+        q_in, q_out = n.attrs["q_in"].uniform(), n.attrs["q_out"].uniform()
+        if q_in is None or q_out is None:
+            raise UnsupportedError("per-element table formats")
+        if q_in.width > 16:
+            raise UnsupportedError(f"a table of 2**{q_in.width} entries (the policy keeps them <= 2**12)")
+        layer = QUnaryFunctionLUT(
+            n.attrs["fn"],
+            iq_conf=conf(q_in, scalar=True),
+            oq_conf=conf(q_out, "table", scalar=True),
+            allow_heterogeneous_table=False,
+            enable_ebops=False,
+            name=_ident(n.name, self.used),
+        )
+        self.out(n, layer(self.get(n.inputs[0], quantizing=True)), layer)
+
+    def op_softmax_table(self, n: Node) -> None:
+        from hgq.layers import QSoftmax
+
+        a = n.attrs
+        layer = QSoftmax(
+            stable=True,
+            enable_iq=False,
+            exp_iq_conf=conf(a["exp_in"], scalar=True),
+            exp_oq_conf=conf(a["exp_out"], "table", scalar=True),
+            inv_iq_conf=conf(a["inv_in"], scalar=True),
+            inv_oq_conf=conf(a["inv_out"], "table", scalar=True),
+            enable_ebops=False,
+            name=_ident(n.name, self.used),
+        )
+        self.out(n, layer(self.get(n.inputs[0])), layer)
+
+    def _pool_padding(self, n: Node, pool: tuple[int, ...], strides: tuple[int, ...]) -> str:
+        pads = tuple(tuple(p) for p in n.attrs.get("pads", ((0, 0),) * len(pool)))
+        in_shape = self.shapes[n.inputs[0]]
+        if all(p == (0, 0) for p in pads):
+            return "valid"
+        if not n.attrs.get("count_pad") and all(
+            p == _same_pads(in_shape[j], pool[j], strides[j]) for j, p in enumerate(pads)
+        ):
+            return "same"
+        raise UnsupportedError(f"pooling pads {pads} (supported: none, or Keras 'same' not counting pads)")
+
+    def _pool(self, n: Node, kind: str) -> None:
+        from hgq import layers as HL
+
+        pool = tuple(n.attrs["pool"])
+        strides = tuple(n.attrs.get("strides", pool))
+        if kind == "Avg" and self.grids[n.output] is None:
+            raise UnsupportedError("an average over windows that are not a power of two (apply the policy)")
+        if len(pool) not in (1, 2):
+            raise UnsupportedError(f"{len(pool)}-D pooling")
+        padding = self._pool_padding(n, pool, strides)
+        x, iq = self.take(n.inputs[0], n)
+        cls = getattr(HL, f"Q{kind}Pool{len(pool)}D")
+        layer = cls(pool, strides=strides, padding=padding, name=_ident(n.name, self.used), **iq)
+        self.out(n, layer(x), layer)
+
+    def op_maxpool(self, n: Node) -> None:
+        self._pool(n, "Max")
+
+    def op_avgpool(self, n: Node) -> None:
+        self._pool(n, "Avg")
+
+    def _global(self, n: Node, kind: str) -> None:
+        from hgq import layers as HL
+
+        nd = len(self.shapes[n.inputs[0]]) - 1
+        if kind == "Avg" and self.grids[n.output] is None:
+            raise UnsupportedError("a global average over a count that is not a power of two (apply the policy)")
+        if nd not in (1, 2):
+            raise UnsupportedError(f"global pooling over {nd} axes")
+        x, iq = self.take(n.inputs[0], n)
+        layer = getattr(HL, f"QGlobal{kind}Pool{nd}D")(name=_ident(n.name, self.used), **iq)
+        self.out(n, layer(x), layer)
+
+    def op_global_avgpool(self, n: Node) -> None:
+        self._global(n, "Avg")
+
+    def op_global_maxpool(self, n: Node) -> None:
+        self._global(n, "Max")
+
+    def op_flatten(self, n: Node) -> None:
+        layer = self.k.layers.Flatten(name=_ident(n.name, self.used))
+        self.out(n, layer(self.get(n.inputs[0])), layer)
+
+    def op_reshape(self, n: Node) -> None:
+        layer = self.k.layers.Reshape(tuple(n.attrs["shape"]), name=_ident(n.name, self.used))
+        self.out(n, layer(self.get(n.inputs[0])), layer)
+
+    def reindex(self, x, in_shape, fn, name: str, out_shape) -> Any:
+        """A 0/1 QDense re-indexing the flattened tensor (out = fn(in), every output one input or 0)."""
+        from hgq.layers import QDense
+
+        n_in = int(np.prod(in_shape))
+        eye = np.eye(n_in).reshape((n_in, *in_shape))
+        sel = np.stack([fn(e) for e in eye]).reshape(n_in, -1)
+        if len(in_shape) > 1:
+            x = self.k.layers.Flatten(name=_ident(f"{name}_flat", self.used))(x)
+        layer = QDense(
+            sel.shape[1],
+            use_bias=False,
+            enable_iq=False,
+            enable_ebops=False,
+            kq_conf=conf(Fixed(False, 1, 0), "weight"),
+            name=_ident(name, self.used),
+        )
+        y = layer(x)
+        self.assign.append((layer, {"kernel": sel}))
+        if len(out_shape) > 1:
+            y = self.k.layers.Reshape(tuple(out_shape), name=_ident(f"{name}_shape", self.used))(y)
+        return y
+
+    def op_transpose(self, n: Node) -> None:
+        perm = tuple(n.attrs["perm"])
+        shape = self.shapes[n.inputs[0]]
+        self.val[n.output] = self.reindex(
+            self.get(n.inputs[0]), shape, lambda a: np.transpose(a, perm), n.name, self.shapes[n.output]
+        )
+
+    def op_pad(self, n: Node) -> None:
+        pads = [tuple(p) for p in n.attrs["pads"]]
+        shape = self.shapes[n.inputs[0]]
+        self.val[n.output] = self.reindex(
+            self.get(n.inputs[0]), shape, lambda a: np.pad(a, [*pads, (0, 0)]), n.name, self.shapes[n.output]
+        )
+
+    def _merge(self, n: Node) -> None:
+        from hgq import layers as HL
+
+        a, b = (self.shapes[t] for t in n.inputs)
+        if a != b:
+            raise UnsupportedError(f"inputs of shapes {a} and {b} (broadcasting is not lowered: give both one shape)")
+        layer = getattr(HL, MERGES[n.op])(enable_iq=False, enable_ebops=False, name=_ident(n.name, self.used))
+        self.out(n, layer([self.get(t) for t in n.inputs]), layer)
+
+    op_add = op_sub = op_mul = op_max = _merge
+
+    def op_concat(self, n: Node) -> None:
+        shapes = {self.shapes[t] for t in n.inputs}
+        if len(shapes) != 1:
+            raise UnsupportedError(
+                f"a concatenation of unequal shapes {sorted(shapes)} (da4ml cannot): feed it to a dense "
+                "(it is then split), or make the parts equal"
+            )
+        axis = int(n.attrs.get("axis", -1))
+        layer = self.k.layers.Concatenate(axis=axis if axis < 0 else axis + 1, name=_ident(n.name, self.used))
+        self.out(n, layer([self.get(t) for t in n.inputs]), layer)
+
+
+def lower(graph: Graph, name: str) -> Lowered:
+    """The hgq2 Keras model of a fixed-point graph (see the module docstring)."""
+    g = expand(graph)
+    b = _Builder(g, name)
+    model, fmt = b.build()
+    inp = g.inputs[0]
+    grid = Grid.uniform(int(np.prod(inp.shape)), fmt.with_modes("TRN", "WRAP"))
+    return Lowered(model, g, grid, tuple(inp.shape), b.tensor_layers)
+
+
+def check(graph: Graph, low: Lowered, x: np.ndarray) -> int:
+    """The golden model (float64) of the lowered model against `graph.evaluate` on x, exactly; a
+    difference is a MismatchError naming the first graph tensor that differs. Returns len(x)."""
+    golden = QuantizedModel(low.model)
+    want = graph.evaluate(x)[0].reshape(len(x), -1)
+    got = golden.predict(x)
+    if got.shape == want.shape and np.array_equal(got, want):
+        return len(x)
+    first = _first_diverging(graph, low, golden, x)
+    bad = np.flatnonzero(np.any(got != want, axis=1)) if got.shape == want.shape else np.arange(len(x))
+    i = int(bad[0])
+    raise MismatchError(
+        f"the hgq2 lowering differs from the import graph on {len(bad)}/{len(x)} events"
+        + (f"; first differing tensor {first!r}" if first else "")
+        + f"; first event {i}: expected {want[i][:8].tolist()}, got {got[i][:8].tolist() if got.shape == want.shape else got.shape}",
+        "report the graph (trigger_ml.interop.ir.save): a lowering rule is wrong",
+    )
+
+
+def _first_diverging(graph: Graph, low: Lowered, golden, x: np.ndarray) -> str | None:
+    import keras
+
+    env = graph.evaluate(x, keep=True)
+    names = [t for t in env if t in low.tensor_layers]
+    m64 = golden.float64
+    probe = keras.Model(m64.inputs, [m64.get_layer(low.tensor_layers[t]).output for t in names])
+    outs = probe.predict(x, verbose=0, batch_size=8192)
+    outs = outs if isinstance(outs, list) else [outs]
+    for t, y in zip(names, outs):
+        if not np.array_equal(np.asarray(y, np.float64).reshape(env[t].shape), env[t]):
+            return t
+    return None

@@ -1,51 +1,35 @@
-"""QONNX and float ONNX -> an imported run directory (see `trigger_ml.interop.rundir`).
+"""QONNX and float ONNX -> an imported run directory, through the import graph (`ir`).
 
-QONNX: the graph is read into exact steps (`graph`), lowered to hgq2 layers (`lower`), and the
-Keras model is checked against qonnx's executor on fuzzed words of the input format before
-anything is written: any difference is a `MismatchError`.
+The (Q)ONNX chain is read into steps (`graph.read_graph`: MLPs), turned into an `ir.Graph`
+(`steps_to_graph`) and given to `imported.import_graph`, which applies the precision policy
+(`policy`), lowers (`lower`), checks, and writes the run. The foreign executor is one more
+reference level: qonnx's executor for QONNX (exact: the graph is fixed point end to end),
+onnxruntime for float ONNX (fidelity: the policy rounds weights and activations).
 
-float ONNX: the graph is read likewise, then given fixed-point formats by the precision policy
-below, lowered the same way, and compared with onnxruntime as fidelity (tolerance and argmax
-agreement, never called exact). The compile and verify chain then checks the fixed-point model
-bit for bit at every firmware level as usual.
-
-Precision policy for float ONNX (`FloatPolicy`): inputs on the format given (default
-fixed<16,6>: 1 sign, 5 integer, 10 fraction bits); each weight and bias tensor rounded to
-`weight_bits` significant bits including the sign (fraction bits set by the tensor's largest
-magnitude); each Dense block's output (hidden activations and the model output) rounded (RND) to
-`act_frac_bits` fractional bits with the integer bits of its reachable range from interval
-bounds over the input format, so it never overflows.
+Options of the float policy (`FloatPolicy` = `policy.PolicyOptions`): input format (default
+fixed<16,6>), weight bits (16, sign included, per tensor), activation fraction bits (10), the
+fidelity tolerances.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from trigger_ml.errors import SchemaError, require_equal
-from trigger_ml.fixed import Fixed, Grid
+from trigger_ml.errors import SchemaError
+from trigger_ml.fixed import Fixed
 from trigger_ml.interop import graph as G
-from trigger_ml.interop import lower as Lw
-from trigger_ml.interop.reference import OrtSession, QonnxExecutor, fidelity
-from trigger_ml.interop.rundir import ImportedRun, model_name, write_run
-from trigger_ml.train.golden import QuantizedModel
-from trigger_ml.vectors import extreme_inputs
+from trigger_ml.interop import ir
+from trigger_ml.interop.imported import import_graph
+from trigger_ml.interop.policy import PolicyOptions
+from trigger_ml.interop.reference import OrtSession, QonnxExecutor
+from trigger_ml.interop.rundir import model_name
 
 log = logging.getLogger(__name__)
-N_CHECK = 2000  # fuzzed words of the input format checked at import
-
-
-@dataclass(frozen=True)
-class FloatPolicy:
-    input_format: str = "fixed<16,6>"
-    weight_bits: int = 16
-    act_frac_bits: int = 10
-    max_rel_error: float = 0.01  # fidelity: largest |fixed - float| / max |float output|
-    argmax_agreement: float = 0.99  # fidelity: fraction of events whose argmax (one output: sign) agrees
+FloatPolicy = PolicyOptions
+FLOAT32_EXACT_BITS = 24  # qonnx's executor and onnxruntime compute in float32
 
 
 def parse_format(text: str) -> Fixed:
@@ -63,89 +47,87 @@ def load_onnx(src: Path):
     return G.normalise(model)
 
 
-def _fuzz(fmt: Fixed, n_in: int, n: int) -> tuple[Grid, np.ndarray]:
-    grid = Grid.uniform(n_in, fmt.with_modes("TRN", "WRAP"))
-    return grid, extreme_inputs(grid, (n_in,), n_random=n, seed=1)
+def steps_to_graph(g: G.Graph, name: str, source: str) -> ir.Graph:
+    """The import graph of a chain of steps. A leading Quant is the input's format."""
+    steps = list(g.steps)
+    q_in = None
+    if steps and isinstance(steps[0], G.Quant):
+        q_in = ir.Quant.of(steps.pop(0).fmt)
+    nodes, cur = [], g.input_name
+    for j, s in enumerate(steps):
+        out = f"t{j}"
+        if isinstance(s, G.Dense):
+            nodes.append(ir.Node("dense", f"dense_{j}", [cur], out, {}, {"kernel": s.w, "bias": s.b}))
+        elif isinstance(s, G.Relu):
+            nodes.append(ir.Node("relu", f"relu_{j}", [cur], out))
+        elif isinstance(s, G.Quant):
+            nodes.append(ir.Node("quant", f"quant_{j}", [cur], out, {"q": ir.Quant.of(s.fmt)}))
+        elif isinstance(s, G.Bipolar):
+            nodes.append(ir.Node("bipolar", f"bipolar_{j}", [cur], out, {"scale": float(s.scale)}))
+        cur = out
+    return ir.Graph(name, [ir.Input(g.input_name, (g.n_in,), q_in)], nodes, [cur], source)
 
 
-def _keras_predict(model, x: np.ndarray) -> np.ndarray:
-    return QuantizedModel(model).predict(x)
+def _accumulator_bits(graph: ir.Graph) -> list[tuple[str, int]]:
+    """Dense outputs wider than float32 holds exactly (qonnx's executor would round them)."""
+    from trigger_ml.fixed import needed_integer
+    from trigger_ml.interop import analysis as A
+
+    b, grids = A.bounds(graph), A.grids(graph)
+    out = []
+    for n in graph.nodes:
+        if n.op == "dense" and grids[n.output] is not None:
+            lo, hi = b[n.output]
+            bits = needed_integer(float(lo.min()), float(hi.max()), grids[n.output], True) + grids[n.output] + 1
+            if bits > FLOAT32_EXACT_BITS:
+                out.append((n.name, bits))
+    return out
+
+
+def _import(src: Path, out: Path, kind: str, policy: PolicyOptions) -> dict[str, Any]:
+    import onnx
+
+    model = load_onnx(src)
+    steps = G.read_graph(model)
+    if kind == "onnx" and any(isinstance(s, (G.Quant, G.Bipolar)) for s in steps.steps):
+        raise SchemaError(f"{src}: has quantizers but no QONNX domain", "import it as QONNX")
+    if kind == "qonnx" and not (steps.steps and isinstance(steps.steps[0], G.Quant)):
+        from trigger_ml.errors import UnsupportedError
+
+        raise UnsupportedError(
+            "the graph input is not quantized (no Quant node on it)",
+            "export the model with an input quantizer, or import it as float ONNX with --input-format",
+        )
+    graph = steps_to_graph(steps, model_name(src), f"{kind} {src.name}")
+    if kind == "qonnx":
+        over = _accumulator_bits(graph)
+        if over:
+            raise SchemaError(
+                f"{src}: accumulators of {over} need more than {FLOAT32_EXACT_BITS} bits, where qonnx's "
+                "float32 executor is no longer exact",
+                "reduce the bit widths; the exact check cannot hold",
+            )
+    level = QonnxExecutor(model) if kind == "qonnx" else OrtSession(model)
+    level.exact = kind == "qonnx"
+    with tempfile.TemporaryDirectory(prefix=".tml-tmp-onnx-") as tmp:
+        path = Path(tmp) / "model.onnx"
+        onnx.save(model, path)
+        return import_graph(
+            graph,
+            out,
+            reference_level=level,
+            policy_options=policy,
+            foreign_files=(path,),
+            summary={"source": str(src), "kind": kind},
+            name=model_name(src),
+        )
 
 
 def import_qonnx(src: Path, out: Path) -> dict[str, Any]:
     """Import a QONNX file; the lowered model must equal qonnx's executor exactly."""
-    model = load_onnx(src)
-    g = G.read_graph(model)
-    low = Lw.lower(g)
-    over = [(L.name, b) for L, b in zip(low.layers, low.acc_bits) if b > Lw.FLOAT32_EXACT_BITS]
-    if over:
-        raise SchemaError(
-            f"{src}: accumulators of {over} need more than {Lw.FLOAT32_EXACT_BITS} bits, where qonnx's "
-            "float32 executor is no longer exact",
-            "reduce the bit widths; the exact check cannot hold",
-        )
-    keras_model = Lw.build_keras(low, g.n_in, model_name(src))
-    grid, x = _fuzz(low.input_fmt, g.n_in, N_CHECK)
-    y_ref = QonnxExecutor(model).predict(x)
-    y = _keras_predict(keras_model, x)
-    require_equal(
-        y,
-        y_ref,
-        f"{src}: the lowered model differs from qonnx's executor",
-        "report the graph: a lowering rule is wrong",
-    )
-    info = {
-        "kind": "qonnx",
-        "reference": "qonnx",
-        "check": "exact",
-        "import_check": {"compared": len(x), "mismatched": 0, "source": "qonnx.core.onnx_exec.execute_onnx"},
-    }
-    return write_run(out, ImportedRun(model_name(src), keras_model, low, grid, model, x, y_ref, info, src))
+    return _import(src, out, "qonnx", PolicyOptions())
 
 
-def import_float_onnx(src: Path, out: Path, policy: FloatPolicy = FloatPolicy()) -> dict[str, Any]:
+def import_float_onnx(src: Path, out: Path, policy: PolicyOptions = PolicyOptions()) -> dict[str, Any]:
     """Import a float ONNX file under the precision policy; fidelity against onnxruntime."""
-    model = load_onnx(src)
-    g = G.read_graph(model)
-    if any(isinstance(s, (G.Quant, G.Bipolar)) for s in g.steps):
-        raise SchemaError(f"{src}: has quantizers but no QONNX domain", "import it as QONNX")
-    g.steps = apply_policy(g.steps, parse_format(policy.input_format), policy)
-    low = Lw.lower(g)
-    keras_model = Lw.build_keras(low, g.n_in, model_name(src))
-    grid, x = _fuzz(low.input_fmt, g.n_in, N_CHECK)
-    y_ref = OrtSession(model).predict(x)
-    fig = fidelity(_keras_predict(keras_model, x), y_ref)
-    info = {
-        "kind": "onnx",
-        "reference": "onnxruntime",
-        "check": "fidelity",
-        "policy": policy.__dict__,
-        "tolerance": {"max_rel_error": policy.max_rel_error, "argmax_agreement": policy.argmax_agreement},
-        "import_check": {**fig, "compared": len(x), "source": "onnxruntime (float32) on fuzzed inputs"},
-    }
-    return write_run(out, ImportedRun(model_name(src), keras_model, low, grid, model, x, y_ref, info, src))
-
-
-def _round_bits(v: np.ndarray, bits: int) -> np.ndarray:
-    """v rounded to `bits` significant bits including the sign (fraction bits from max |v|)."""
-    m = float(np.max(np.abs(v), initial=0.0))
-    if m == 0:
-        return np.zeros_like(v)
-    i = int(np.floor(np.log2(m))) + 1
-    f = bits - 1 - i
-    return np.clip(np.floor(v * 2.0**f + 0.5), -(2.0 ** (bits - 1)), 2.0 ** (bits - 1) - 1) * 2.0**-f
-
-
-def apply_policy(steps: list[G.Step], in_fmt: Fixed, policy: FloatPolicy) -> list[G.Step]:
-    """Insert the policy's quantizers into a float chain (weights rounded, each Dense block's output
-    rounded to act_frac_bits with the integer bits of its reachable range)."""
-    out: list[G.Step] = [G.Quant(in_fmt, "input")]
-    for j, s in enumerate(steps):
-        if isinstance(s, G.Dense):
-            s = G.Dense(_round_bits(s.w, policy.weight_bits), _round_bits(s.b, policy.weight_bits), s.name)
-        out.append(s)
-        nxt = steps[j + 1] if j + 1 < len(steps) else None
-        if nxt is None or isinstance(nxt, G.Dense):
-            k = 0 if isinstance(s, G.Relu) else 1
-            out.append(G.Quant(Fixed(bool(k), G.TRUNC_I, policy.act_frac_bits, "RND", "SAT"), f"act_{j}"))
-    return out
+    return _import(src, out, "onnx", policy)

@@ -121,13 +121,57 @@ def load(folder: ForeignDir):
     return (QonnxExecutor(model) if info["reference"] == "qonnx" else OrtSession(model)), info
 
 
+class UserLayout:
+    """A level that takes the user's input layout, given model-layout (channels-last) inputs."""
+
+    def __init__(self, level, layout: dict[str, Any]) -> None:
+        self.level, self.layout = level, layout
+        self.name = getattr(level, "name", "foreign")
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x).reshape(len(x), *self.layout["shape"])
+        perm = self.layout.get("perm")
+        if perm:
+            x = np.transpose(x, (0, *[list(perm).index(j) + 1 for j in range(len(perm))]))
+        return np.asarray(self.level.predict(x), np.float64).reshape(len(x), -1)
+
+
+FOREIGN_EXECUTORS = {"qonnx": QonnxExecutor, "onnxruntime": OrtSession}
+
+
+def load_levels(folder: ForeignDir) -> tuple[list[tuple[str, Any, str]], dict[str, Any]]:
+    """Every reference level of an imported run's `foreign/` folder as (name, level, check) with
+    check "exact" or "fidelity", and its info. Runs imported through `imported.import_graph`
+    have the post-policy graph (`import`), the source graph (`source`) and the foreign executor;
+    older runs their one ONNX reference."""
+    from trigger_ml.interop.ir import GraphLevel
+    from trigger_ml.interop.ir import load as load_graph
+
+    info = json.loads(folder.info.read_text())
+    if "levels" not in info:
+        level, info = load(folder)
+        return [(info["reference"], level, info["check"])], info
+    out = []
+    for lv in info["levels"]:
+        if lv["kind"] == "graph":
+            out.append((lv["name"], GraphLevel(load_graph(folder.root / lv["graph"]), lv["name"]), lv["check"]))
+        elif lv["name"] in FOREIGN_EXECUTORS and "file" in info:
+            import onnx
+
+            model = onnx.load(folder.file(info["file"]))
+            out.append((lv["name"], UserLayout(FOREIGN_EXECUTORS[lv["name"]](model), info["input"]), lv["check"]))
+    return out, info
+
+
 def fidelity(y_fixed: np.ndarray, y_float: np.ndarray) -> dict[str, float]:
     """Fidelity figures (not exactness): the largest error relative to the float output range,
-    and the fraction of events whose argmax (one output: sign) agrees."""
+    and the fraction of events whose argmax agrees (one output: the side of the midpoint of the
+    reference's range, as a threshold would cut it: 0 for a symmetric output, 0.5 for a sigmoid's)."""
     scale = max(float(np.max(np.abs(y_float))), 1e-30)
     rel = float(np.max(np.abs(y_fixed - y_float))) / scale if y_float.size else 0.0
     if y_float.shape[1] > 1:
         agree = float(np.mean(np.argmax(y_fixed, 1) == np.argmax(y_float, 1)))
     else:
-        agree = float(np.mean((y_fixed[:, 0] > 0) == (y_float[:, 0] > 0)))
+        mid = 0.5 * (float(y_float.max()) + float(y_float.min())) if y_float.size else 0.0
+        agree = float(np.mean((y_fixed[:, 0] > mid) == (y_float[:, 0] > mid)))
     return {"max_rel_error": rel, "argmax_agreement": agree}

@@ -51,13 +51,14 @@ def load_levels(fw_dir: Path, rtl_sim: bool = True) -> dict[str, L.Level]:
     """Every level of a compiled model directory, the reference first."""
     fw = FirmwareDir(fw_dir)
     m = manifest.read(fw.root)
-    out: dict[str, L.Level] = {REFERENCE: L.golden(fw.root), "csim": L.csim(fw.root)}
+    out: dict[str, L.Level] = {REFERENCE: L.golden(fw.root), "csim": L.csim(fw.root, layout="model")}
     plugin = L.cmssw(fw.root)
     if plugin is not None:  # the CMSSW plugin, run as CMSSW runs it
         out["cmssw"] = plugin
     foreign = L.foreign_reference(fw.root)
-    if foreign is not None and foreign[1]["check"] == "exact":  # an imported QONNX model: its own executor
-        out[foreign[1]["reference"]] = foreign[0]
+    for name, level, check in foreign[0] if foreign is not None else []:
+        if check == "exact":  # an imported model's own semantics: its graphs, its framework's executor
+            out[name] = level
     if m["rtl"]["written"]:
         sw = L.software_model(fw.root)
         out["da4ml"] = sw

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Protocol
@@ -22,7 +23,8 @@ from trigger_ml.compile.emulator import CSim, Interface, build_library
 from trigger_ml.compile.plugin_host import cmssw_level
 from trigger_ml.compile.rtl import SoftwareModel, build_rtl_sim
 from trigger_ml.errors import SchemaError, ToolError
-from trigger_ml.interop.reference import load as load_foreign
+from trigger_ml.fixed import Fixed
+from trigger_ml.interop.reference import load_levels as load_foreign_levels
 from trigger_ml.layout import FirmwareDir
 from trigger_ml.train.golden import QuantizedModel, float64_copy
 
@@ -55,9 +57,11 @@ def golden(fw_dir: str | Path) -> QuantizedModel:
     return QuantizedModel.load(fw.model)
 
 
-def csim(fw_dir: str | Path) -> CSim:
+def csim(fw_dir: str | Path, layout: str = "user") -> CSim:
     """The C-simulation level of a compiled model directory: `csim(fw).predict(x)` runs the emulator
     library (hls4ml's C simulation) on model inputs `x` and returns its outputs, one row per event.
+    For an imported model, x may be in the source's own layout (e.g. NCHW: `layout="user"`, the
+    default, transposes inputs of the user's shape); `layout="model"` takes channels-last only.
 
     The library is loaded only when its bytes match the manifest. When the HLS sources under `hls/`
     (or the emulator's) were edited since compile, the library is rebuilt from them instead (said in
@@ -79,7 +83,7 @@ def csim(fw_dir: str | Path) -> CSim:
             edited[0],
         )
         lib, _ = build_library(fw.hls, fw.emulator)
-        return CSim(lib, iface, file_sha256(lib))
+        return _with_layout(fw, CSim(lib, iface, file_sha256(lib)), layout)
     lib_rel = _rel(fw, fw.emulator_lib)
     if lib_rel not in m["outputs_sha256"]:
         raise ToolError(
@@ -88,7 +92,15 @@ def csim(fw_dir: str | Path) -> CSim:
         )
     if not fw.emulator_lib.exists():
         raise SchemaError(f"{fw.emulator_lib}: missing", f"rebuild it with `make -C {fw.emulator}` or compile again")
-    return CSim(fw.emulator_lib, iface, m["outputs_sha256"][lib_rel])
+    return _with_layout(fw, CSim(fw.emulator_lib, iface, m["outputs_sha256"][lib_rel]), layout)
+
+
+def _with_layout(fw: FirmwareDir, level: CSim, layout: str):
+    if layout != "user" or not fw.foreign.info.exists():
+        return level
+    info = json.loads(fw.foreign.info.read_text())
+    lay = info.get("input")
+    return _UserInput(level, lay) if lay and (lay.get("perm") or lay.get("format")) else level
 
 
 def software_model(fw_dir: str | Path) -> SoftwareModel:
@@ -115,14 +127,37 @@ def rtl_sim(fw_dir: str | Path, comb=None):
 
 
 def foreign_reference(fw_dir: str | Path):
-    """(level, info) of an imported model's own reference (`reference/foreign/`, checked against
-    the manifest), or None."""
+    """(levels, info) of an imported model's own references (`reference/foreign/`, checked against
+    the manifest): levels as (name, level, check) with check "exact" or "fidelity"; or None."""
     fw = FirmwareDir(fw_dir)
     folder = fw.foreign
     if not folder.info.exists():
         return None
     manifest.check(fw.root, manifest.recorded_under(fw.root, _rel(fw, folder.root) + "/"))
-    return load_foreign(folder)
+    return load_foreign_levels(folder)
+
+
+class _UserInput:
+    """`csim(fw).predict(x)` of an imported model with x as the source took it: in the user's own
+    layout (e.g. NCHW) and anywhere on the real line, quantized by the source's input quantizer
+    (its rounding and overflow, e.g. HGQ's RND) before the firmware, whose inputs are its words."""
+
+    def __init__(self, level: CSim, layout: dict) -> None:
+        self.level, self.layout = level, layout
+        self.iface = level.iface
+        self.quant = Fixed.parse(layout["format"]) if layout.get("format") else None
+
+    def __getattr__(self, name: str):
+        return getattr(self.level, name)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, np.float64)
+        perm, user = self.layout.get("perm"), tuple(self.layout.get("user_shape", ()))
+        if perm and x.shape[1:] == user:
+            x = np.transpose(x, (0, *[p + 1 for p in perm]))
+        if self.quant is not None:
+            x = self.quant.quantize(x)
+        return self.level.predict(x)
 
 
 def cmssw(fw_dir: str | Path, mode: str = "local"):

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from trigger_ml.atomic import atomic_file
+from trigger_ml.compile import manifest
 from trigger_ml.config import load_card
 from trigger_ml.interop.reference import fidelity as foreign_fidelity
 from trigger_ml.layout import FirmwareDir
@@ -81,6 +82,8 @@ def verify_firmware(
     the `Outcome` (per-pair counts, gates, diagnosis and reproducer of a mismatch, `exit_code`)."""
     fw_dir = Path(fw_dir)
     card = load_card(FirmwareDir(fw_dir).card)
+    if "converter" in manifest.read(fw_dir):  # hls4ml's own converter: measured, never called exact
+        return Outcome(fw_dir, [], _stock_checks(fw_dir, n_fuzz, seed))
     levels = exact.load_levels(fw_dir, rtl_sim=rtl)
     sets = exact.inputs_for(fw_dir, ds, n_fuzz, seed)
     y_ref: dict[str, np.ndarray] = {}
@@ -97,16 +100,60 @@ def verify_firmware(
 
 
 def _foreign_fidelity(fw_dir: Path, x: np.ndarray, y_fixed: np.ndarray) -> list[Check]:
-    """An imported float ONNX model: the fixed-point model against onnxruntime (fidelity, with the
-    tolerances chosen at import); an imported QONNX model is an exact level instead."""
+    """An imported model's references whose check is fidelity (the source graph when the precision
+    policy approximated a float op, onnxruntime for float ONNX): the fixed-point model against each,
+    with the tolerances chosen at import; exact references are levels of the exact check instead."""
     ref = foreign_reference(fw_dir)
-    if ref is None or ref[1]["check"] != "fidelity":
+    if ref is None:
         return []
-    level, info = ref
-    fig = foreign_fidelity(y_fixed, level.predict(x))
+    levels, info = ref
     tol = info["tolerance"]
-    src = f"fixed point vs {info['reference']} on {len(x)} fuzzed inputs"
+    out = []
+    for name, level, check in levels:
+        if check != "fidelity":
+            continue
+        fig = foreign_fidelity(y_fixed, level.predict(x))
+        src = f"fixed point vs {name} on {len(x)} fuzzed inputs"
+        suffix = "" if name == info.get("reference") else f" ({name})"
+        out += [
+            Check(
+                f"fidelity: max error / output range{suffix}",
+                fig["max_rel_error"] <= tol["max_rel_error"],
+                fig["max_rel_error"],
+                tol["max_rel_error"],
+                src,
+            ),
+            Check(
+                f"fidelity: argmax agreement{suffix}",
+                fig["argmax_agreement"] >= tol["argmax_agreement"],
+                fig["argmax_agreement"],
+                tol["argmax_agreement"],
+                src,
+            ),
+        ]
+    return out
+
+
+def _stock_checks(fw_dir: Path, n_fuzz: int, seed: int) -> list[Check]:
+    """A firmware from hls4ml's own converter against the source's reference on the import's inputs
+    (the user's data when the front end gave them, else fuzzed words): the match fraction and the
+    first diverging layer (information), and the fidelity gates."""
+    from trigger_ml.compile.stock import LABEL
+    from trigger_ml.interop.stock import measure
+    from trigger_ml.verify.levels import csim
+
+    levels, info = foreign_reference(fw_dir)  # checked against the manifest, inputs.npy included
+    saved = FirmwareDir(fw_dir).foreign.inputs
+    x = np.load(saved, allow_pickle=False) if saved.exists() else exact.inputs_for(fw_dir, None, n_fuzz, seed)["fuzzed"]
+    name, level, _ = levels[0]
+    y_ref, y = level.predict(x), csim(fw_dir, layout="model").predict(x)
+    fig = measure(y, y_ref)
+    tol = info["tolerance"]
+    src = f"{LABEL}: C simulation vs {name} on the {len(x)} inputs of the import"
+    layer = _first_far_layer(fw_dir, level, x, y, y_ref, tol["max_rel_error"])
     return [
+        Check(f"{LABEL}: match fraction", None, fig["match_fraction"], 1.0, src),
+        Check(f"{LABEL}: first diverging layer", None, None, None, layer or "n/a (no layer-wise reference)"),
         Check(
             "fidelity: max error / output range",
             fig["max_rel_error"] <= tol["max_rel_error"],
@@ -122,6 +169,29 @@ def _foreign_fidelity(fw_dir: Path, x: np.ndarray, y_fixed: np.ndarray) -> list[
             src,
         ),
     ]
+
+
+def _first_far_layer(fw_dir: Path, level, x, y, y_ref, tol: float) -> str | None:
+    """The first hls4ml layer (in order) whose traced output, on the worst event, is further from the
+    same-named node of the source graph than `tol` of its range (None: no graph reference)."""
+    from trigger_ml.compile import manifest as M
+    from trigger_ml.verify.trace import csim_layer_outputs
+
+    graph = getattr(level, "graph", None)
+    if graph is None:
+        return None
+    i = int(np.argmax(np.abs(y - y_ref).max(axis=1)))
+    env = graph.evaluate(x[i : i + 1], keep=True)
+    by_name = {n.name: env[n.output][0] for n in graph.nodes}
+    traced = csim_layer_outputs(fw_dir, x[i])
+    for row in M.read(fw_dir)["layers"]:
+        ref, got = by_name.get(row["layer"]), traced.get(row["layer"])
+        if ref is None or got is None or np.size(ref) != np.size(got):
+            continue
+        span = max(float(np.ptp(ref)), float(np.max(np.abs(ref))), 1e-30)
+        if float(np.max(np.abs(np.ravel(got) - np.ravel(ref)))) > tol * span:
+            return row["layer"]
+    return None
 
 
 def _diagnose(out: Outcome, levels, sets) -> None:

@@ -56,7 +56,7 @@ def csim_layer_outputs(fw_dir: Path, x_event: np.ndarray) -> dict[str, np.ndarra
     rows = [r for r in manifest.read(fw_dir)["layers"] if r.get("traced")]
     if not rows:
         return {}
-    sim = csim(fw_dir)
+    sim = csim(fw_dir, layout="model")
     lib = sim.lib  # the same loaded library: the trace storage is its global state
     lib.allocate_trace_storage.argtypes, lib.allocate_trace_storage.restype = [ctypes.c_size_t], None
     lib.collect_trace_output.argtypes, lib.collect_trace_output.restype = [ctypes.POINTER(_TraceData)], None
