@@ -37,7 +37,7 @@ import numpy as np
 from trigger_ml.fixed import Fixed, quantize_kif
 from trigger_ml.interop.ir import Quant
 from trigger_ml.interop.keras_build import Call, Step
-from trigger_ml.interop.keras_layers import ACTIVATIONS, activation_steps, batchnorm_axis_ok, conv_geometry
+from trigger_ml.interop.keras_layers import activation_steps, batchnorm_axis_ok, conv_geometry
 
 F32 = np.float32
 EPSILON = 1e-7  # keras.backend.epsilon()
@@ -111,7 +111,11 @@ def parse(conf: Any) -> tuple[str, dict[str, Any]]:
 
 
 def spelled(name: str, a: dict[str, Any]) -> str:
-    keys = [k for k in _PARAMS.get(name, ()) if k in a and a[k] != _DEFAULTS.get(name, {}).get(k, object())]
+    keys = [
+        k
+        for k in _PARAMS.get(name, ())
+        if k in a and (k in ("bits", "integer") or a[k] != _DEFAULTS.get(name, {}).get(k, object()))
+    ]
     keys = [k for k in keys if k not in ("qnoise_factor", "use_stochastic_rounding") or a[k] not in (1.0, False)]
     return f"{name}({', '.join(f'{k}={a[k]!r}' for k in keys)})"
 
@@ -313,7 +317,7 @@ def _sign_step(signed: int, alpha: float) -> Step:
 
 def activation(c: Call, conf: Any, where: str = "activation") -> list[Step] | None:
     """A QKeras activation (a quantizer, or a Keras activation name) -> steps; None after a problem."""
-    if conf is None or (isinstance(conf, str) and conf.strip().lower() in ACTIVATIONS):
+    if conf is None or (isinstance(conf, str) and "(" not in conf):  # a Keras activation name
         return activation_steps(c, conf.strip() if isinstance(conf, str) else conf, where)
     try:
         name, a = parse(conf)
