@@ -29,6 +29,7 @@ CLASSES = ("FixedPointQuantizer", "HGQ>FixedPointQuantizer")
 def fixed_point_quantizer(c: Call, xs: list[str] | None) -> str | None:
     cfg = c.config
     rnd, sat = str(cfg.get("RND", "TRN")).upper(), str(cfg.get("SAT", "WRAP")).upper()
+    c.require("keep_negative", "bits", "integers")
     if rnd not in ROUNDING:
         c.unsupported(f"rounding {rnd!r}", ", ".join(ROUNDING))
     if sat not in OVERFLOW:

@@ -110,11 +110,13 @@ class Builder:
         lines = "\n  - ".join(p.text for p in self.problems)
         n = len(self.problems)
         if any(p.schema for p in self.problems):
-            raise SchemaError(
-                f"{files}: {n} problem(s) reading the model:\n  - {lines}",
-                "give the model and weights files as Keras wrote them (the weights of this model)",
-            )
-        raise UnsupportedError(f"{files}: {n} unsupported item(s) in the model:\n  - {lines}", self.supported)
+            fix = "give the model and weights files as Keras wrote them (the weights of this model)"
+            if not all(p.schema for p in self.problems):
+                fix += f". Supported {self.supported}"
+            raise SchemaError(f"{files}: {n} problem(s) reading the model:\n  - {lines}", fix)
+        raise UnsupportedError(
+            f"{files}: {n} unsupported item(s) in the model:\n  - {lines}", f"supported {self.supported}"
+        )
 
     # ------------------------------------------------------------------ nodes
 
@@ -136,6 +138,7 @@ class Call:
         self.b, self.layer, self.j = b, layer, j
         self.config = layer.config
         self.key = layer.name if j == 0 else f"{layer.name}#{j}"
+        self._missing: set[str] = set()
 
     def __repr__(self) -> str:
         return f"layer {self.layer.name!r} ({self.layer.cls})"
@@ -190,12 +193,24 @@ class Call:
         self.b.zeros[self.layer.name] = np.zeros((1, *dims))
         return self.layer.name
 
+    def require(self, *names: str | tuple[str, ...]) -> bool:
+        """Whether the layer has these weights (a tuple: any of its spellings); each missing one is
+        reported (checked before the shapes are known, so also behind a failed layer)."""
+        ok = True
+        for n in names:
+            alts = (n,) if isinstance(n, str) else n
+            if not any(a in self.layer.weights for a in alts) and alts[0] not in self._missing:
+                self._missing.add(alts[0])
+                self.schema(f"the weights file has no {alts[0]} for it (has {sorted(self.layer.weights) or 'nothing'})")
+                ok = False
+        return ok
+
     def weight(self, name: str, shape: tuple[int, ...] | None, *aliases: str) -> np.ndarray | None:
         """The layer's weight `name` (float64), checked against `shape` (None: any)."""
         ws = self.layer.weights
         key = next((k for k in (name, *aliases) if k in ws), None)
         if key is None:
-            self.schema(f"the weights file has no {name} for it (has {sorted(ws) or 'nothing'})")
+            self.require((name, *aliases))
             return None
         w = np.asarray(ws[key])
         if not np.issubdtype(w.dtype, np.number):

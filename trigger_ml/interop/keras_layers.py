@@ -91,6 +91,7 @@ def _keras3_quantized(c: Call) -> bool:
 
 def dense(c: Call, xs: list[str] | None) -> str | None:
     act = activation_steps(c, c.config.get("activation"))
+    c.require("kernel", *(["bias"] if c.config.get("use_bias", True) else []))
     units = c.config.get("units")
     if not isinstance(units, int):
         c.schema(f"units {units!r}")
@@ -139,6 +140,7 @@ def conv_geometry(c: Call, nd: int, x: str | None) -> dict | None:
 def conv(nd: int) -> Handler:
     def handler(c: Call, xs: list[str] | None) -> str | None:
         act = activation_steps(c, c.config.get("activation"))
+        c.require("kernel", *(["bias"] if c.config.get("use_bias", True) else []))
         geo = conv_geometry(c, nd, xs[0] if xs else None)
         filters, groups = c.config.get("filters"), int(c.config.get("groups", 1) or 1)
         if act is None or geo is None or _keras3_quantized(c) or xs is None:
@@ -162,6 +164,7 @@ def conv(nd: int) -> Handler:
 def depthwise(nd: int) -> Handler:
     def handler(c: Call, xs: list[str] | None) -> str | None:
         act = activation_steps(c, c.config.get("activation"))
+        c.require(("kernel", "depthwise_kernel"), *(["bias"] if c.config.get("use_bias", True) else []))
         geo = conv_geometry(c, nd, xs[0] if xs else None)
         mult = int(c.config.get("depth_multiplier", 1))
         if act is None or geo is None or _keras3_quantized(c) or xs is None:
@@ -196,6 +199,8 @@ def batchnorm(c: Call, xs: list[str] | None) -> str | None:
     cfg = c.config
     if cfg.get("renorm") or cfg.get("virtual_batch_size"):
         c.unsupported("renorm / virtual_batch_size")
+    c.require(*(["gamma"] if cfg.get("scale", True) else []), *(["beta"] if cfg.get("center", True) else []))
+    c.require("moving_mean", "moving_variance")
     if not batchnorm_axis_ok(c, xs) or xs is None:
         return None
     n = c.shape(xs[0])[-1]

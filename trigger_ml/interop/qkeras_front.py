@@ -372,6 +372,7 @@ def qdense(c: Call, xs: list[str] | None) -> str | None:
     cfg = c.config
     act = activation(c, cfg.get("activation"))
     units, use_bias = cfg.get("units"), cfg.get("use_bias", True)
+    c.require("kernel", *(["bias"] if use_bias else []))
     kq, bq = (
         weight_quantizer(c, cfg.get("kernel_quantizer"), "kernel"),
         weight_quantizer(c, cfg.get("bias_quantizer"), "bias"),
@@ -394,6 +395,7 @@ def qconv(nd: int, depthwise: bool = False):
         geo = conv_geometry(c, nd, xs[0] if xs else None)
         use_bias = cfg.get("use_bias", True)
         role = "depthwise_kernel" if depthwise else "kernel"
+        c.require(("depthwise_kernel", "kernel") if depthwise else "kernel", *(["bias"] if use_bias else []))
         kq = weight_quantizer(c, cfg.get("depthwise_quantizer" if depthwise else "kernel_quantizer"), role)
         bq = weight_quantizer(c, cfg.get("bias_quantizer"), "bias")
         groups = int(cfg.get("groups", 1) or 1)
@@ -445,6 +447,7 @@ def qbatchnorm(c: Call, xs: list[str] | None) -> str | None:
     ok = batchnorm_axis_ok(c, xs)
     n = c.shape(xs[0])[-1] if xs else None
     center, scale = cfg.get("center", True), cfg.get("scale", True)
+    c.require(*(["gamma"] if scale else []), *(["beta"] if center else []), "moving_mean", "moving_variance")
 
     specs = {q: weight_quantizer(c, cfg.get(q, QBN_DEFAULTS[q]), q.replace("_quantizer", "")) for q in QBN_DEFAULTS}
     if not ok or xs is None or any(s is None for s in specs.values()):
@@ -483,6 +486,8 @@ def folded(nd: int | None):
             return None
         kq = weight_quantizer(c, cfg.get("kernel_quantizer"), "kernel")
         bq = weight_quantizer(c, cfg.get("bias_quantizer"), "bias")
+        c.require("kernel", *(["bias"] if cfg.get("use_bias", True) else []), "moving_mean", "moving_variance")
+        c.require(*(["gamma"] if cfg.get("scale", True) else []), *(["beta"] if cfg.get("center", True) else []))
         if xs is None or geo is None or act is None or not ok or kq is None or bq is None:
             return None
         cin = c.shape(xs[0])[-1]
