@@ -8,7 +8,6 @@ import subprocess
 import sys
 import zipfile
 
-import h5py
 import numpy as np
 import pytest
 
