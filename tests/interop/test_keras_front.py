@@ -204,12 +204,16 @@ def keras_models(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", list(MODELS))
-@pytest.mark.parametrize("layout", ["keras3", "json-bytes", "json-object", "h5-object", "h5-bytes"])
+@pytest.mark.parametrize("layout", ["keras3", "keras3-legacy-h5", "json-bytes", "json-object", "h5-object", "h5-bytes"])
 def test_plain_layers_reproduce_keras(keras_models, tmp_path, name, layout):
     model, d, xs, y = keras_models[name]
     if layout == "keras3":
         graph = read_keras3(d / "model.keras")
         assert file_kind(d / "model.keras") == "keras3"
+    elif layout == "keras3-legacy-h5":  # Keras 3's model.save("m.h5"): Keras 3 config, Keras 2 weight layout
+        model.save(tmp_path / "m.h5")
+        graph = read_keras2_h5(tmp_path / "m.h5")
+        assert file_kind(tmp_path / "m.h5") == "keras"
     else:
         kind, strings = layout.split("-")
         src, weights = write_keras2(model, tmp_path, "json" if kind == "json" else "h5", strings)
@@ -233,6 +237,18 @@ def test_same_padding_and_depthwise_layout(keras_models):
     gamma, beta, mean, var = (np.asarray(w, np.float64) for w in model.get_layer("bn").get_weights())
     np.testing.assert_array_equal(bn.weights["scale"], gamma / np.sqrt(var + 1e-3))
     np.testing.assert_array_equal(bn.weights["shift"], beta - mean * (gamma / np.sqrt(var + 1e-3)))
+
+
+def test_layer_names_that_collide_with_extra_nodes(tmp_path):
+    """A Dense "d" with a relu writes "d/relu"; a layer the file itself names "d/relu" keeps its own."""
+    from .kfiles import k2_input, k2_layer, k2_model, write_json_h5
+
+    layers = [k2_input("x", (2,)), k2_layer("Dense", "d", "x", units=2, activation="relu", use_bias=False)]
+    layers.append(k2_layer("Activation", "d/relu", "d", activation="tanh"))
+    w = {"d": {"kernel": np.eye(2, dtype=np.float32)}}
+    g = read_keras2_json(*write_json_h5(tmp_path, k2_model(layers, ["x"], ["d/relu"]), w))
+    assert [n.name for n in g.nodes] == ["d", "d/relu", "d/relu_1"]
+    np.testing.assert_array_equal(g.evaluate(np.array([[-1.0, 0.5]]))[0], np.tanh([[0.0, 0.5]]))
 
 
 def test_shared_layer_called_twice(tmp_path):

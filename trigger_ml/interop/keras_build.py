@@ -162,16 +162,21 @@ class Call:
     def emit(
         self, op: str, inputs: list[str], suffix: str = "", attrs: dict | None = None, weights: dict | None = None
     ) -> str | None:
-        name = self.key + (f"/{suffix}" if suffix else "")
+        name = base = self.key + (f"/{suffix}" if suffix else "")
+        k = 1
+        while name in self.b.zeros:  # a layer elsewhere already has this name
+            name, k = f"{base}_{k}", k + 1
         return self.b.add(Node(op, name, list(inputs), name, dict(attrs or {}), dict(weights or {})))
 
-    def steps(self, steps: list[Step], x: str | None) -> str | None:
-        """Apply an activation / quantizer plan (`Step`s) after tensor x."""
+    def steps(self, steps: list[Step], x: str | None, own: bool = False) -> str | None:
+        """Apply an activation / quantizer plan (`Step`s) after tensor x; `own`: the steps are the
+        layer itself (an Activation), so the first node takes the layer's name."""
         for k, s in enumerate(steps):
             if x is None:
                 return None
             w = s.weights(self.shape(x)[-1] if self.shape(x) else 1) if s.weights else None
-            x = self.emit(s.op, [x], s.suffix or f"{s.op}{k if k else ''}", s.attrs, w)
+            suffix = "" if own and k == 0 else s.suffix or f"{s.op}{k if k else ''}"
+            x = self.emit(s.op, [x], suffix, s.attrs, w)
         return x
 
     def input(self) -> str | None:

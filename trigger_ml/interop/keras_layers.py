@@ -218,7 +218,7 @@ def batchnorm(c: Call, xs: list[str] | None) -> str | None:
 
 def activation(c: Call, xs: list[str] | None) -> str | None:
     act = activation_steps(c, c.config.get("activation"))
-    return c.steps(act, xs[0]) if act is not None and xs else None
+    return c.steps(act, xs[0], own=True) if act is not None and xs else None
 
 
 def relu_layer(c: Call, xs: list[str] | None) -> str | None:

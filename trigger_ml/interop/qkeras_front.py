@@ -37,7 +37,7 @@ import numpy as np
 from trigger_ml.fixed import Fixed, quantize_kif
 from trigger_ml.interop.ir import Quant
 from trigger_ml.interop.keras_build import Call, Step
-from trigger_ml.interop.keras_layers import activation_steps, batchnorm_axis_ok, conv_geometry
+from trigger_ml.interop.keras_layers import ACTIVATIONS, activation_steps, batchnorm_axis_ok, conv_geometry
 
 F32 = np.float32
 EPSILON = 1e-7  # keras.backend.epsilon()
@@ -319,6 +319,8 @@ def activation(c: Call, conf: Any, where: str = "activation") -> list[Step] | No
     """A QKeras activation (a quantizer, or a Keras activation name) -> steps; None after a problem."""
     if conf is None or (isinstance(conf, str) and "(" not in conf):  # a Keras activation name
         return activation_steps(c, conf.strip() if isinstance(conf, str) else conf, where)
+    if isinstance(conf, dict) and str(conf.get("class_name", "")).lower() in ACTIVATIONS:  # a serialized one
+        return activation_steps(c, conf, where)
     try:
         name, a = parse(conf)
     except ValueError as exc:
@@ -426,7 +428,7 @@ def qactivation(c: Call, xs: list[str] | None) -> str | None:
     act = activation(c, c.config.get("activation"))
     if act is None or xs is None:
         return None
-    return c.steps(act, xs[0]) if act else xs[0]
+    return c.steps(act, xs[0], own=True) if act else xs[0]
 
 
 # QBatchNormalization's defaults when a config leaves a quantizer out (qnormalization.py, 73aebd90)
