@@ -1,4 +1,4 @@
-"""QKeras files -> import graph (`interop.qkeras_front`), against numpy formulas of Google QKeras.
+"""QKeras files -> import graph (`interop.qkeras_quant`, `interop.qkeras_front`), against numpy formulas of Google QKeras.
 
 Reference formulas: google/qkeras qkeras/quantizers.py (commit a71ea40217f7ef9e4a484a7d32235b54d437c78a),
 forward values at inference (x + stop_gradient(-x + xq) = xq, qnoise_factor 1; tf.round = half to even):
@@ -25,7 +25,7 @@ import pytest
 
 from trigger_ml.errors import UnsupportedError
 from trigger_ml.interop.keras_front import read_keras2_json
-from trigger_ml.interop.qkeras_front import parse
+from trigger_ml.interop.qkeras_quant import parse
 
 from .kfiles import k2_input, k2_layer, k2_model, write_json_h5
 
@@ -271,7 +271,7 @@ def test_qdense_weights_are_quantized_as_qkeras(tmp_path, name, args):
 def test_po2_by_hand():
     """quantized_po2(4, max_value=1): exponents [-8, 0] (need_sign 0, eb 3; capped by max_value);
     |w| < 1e-7 gives 2**-8, never 0. quantized_relu_po2(6, quadratic): even exponents."""
-    from trigger_ml.interop.qkeras_front import quantize_weights
+    from trigger_ml.interop.qkeras_quant import quantize_weights
 
     a = parse("quantized_po2(4, 1)")[1]
     w = np.array([0.3, 0.36, -0.36, 0.0, 1e-8, 5.0, -5.0, 2.0**-9, 2**-7.6], F32)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from trigger_ml.errors import SchemaError, ToolError
-from trigger_ml.interop import hgq1_front, keras_layers, qkeras_front
+from trigger_ml.interop import hgq1_front, keras_layers, qkeras_front, qkeras_quant
 from trigger_ml.interop import keras_files as kf
 from trigger_ml.interop.ir import Graph
 from trigger_ml.interop.keras_build import build, describe_files
@@ -38,7 +38,7 @@ SUPPORTED = (
     "layers: InputLayer, "
     + ", ".join(k for k in _HANDLERS if not k.startswith("HGQ>"))
     + ". QKeras quantizers: "
-    + qkeras_front.SUPPORTED
+    + qkeras_quant.SUPPORTED
 )
 
 
