@@ -213,3 +213,15 @@ def test_import_without_the_lowering_says_so_and_writes_nothing(tmp_path):
     with pytest.raises(ToolError, match="import_graph"):
         import_model(full, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_keras3_file_of_third_party_layers_is_refused(tmp_path):
+    """An hgq2 model (its QDense shares QKeras's class name) is not read as QKeras: its module says hgq."""
+    import keras
+    from hgq.layers import QDense
+
+    inp = keras.Input((4,))
+    keras.Model(inp, QDense(3, name="qd")(inp)).save(tmp_path / "h.keras")
+    with pytest.raises(UnsupportedError) as e:
+        read_keras3(tmp_path / "h.keras")
+    assert "'qd' (QDense): a class from 'hgq" in str(e.value) and "compiles hgq2 models directly" in str(e.value)

@@ -49,8 +49,16 @@ class Problem:
 
 
 class Builder:
-    def __init__(self, model: KModel, handlers: dict[str, Handler], alternatives: dict[str, str], supported: str):
+    def __init__(
+        self,
+        model: KModel,
+        handlers: dict[str, Handler],
+        alternatives: dict[str, str],
+        supported: str,
+        modules: tuple[str, ...] = (),
+    ):
         self.model = model
+        self.modules = modules  # the packages a layer's `module` may name (when the file writes one)
         self.handlers = handlers
         self.alternatives = alternatives
         self.supported = supported
@@ -94,6 +102,10 @@ class Builder:
     def _call(self, layer: KLayer, j: int, xs: list[str] | None) -> str | None:
         c = Call(self, layer, j)
         handler = self.handlers.get(layer.cls)
+        if layer.module and self.modules and not layer.module.startswith(self.modules):
+            hint = "trigger-ml compiles hgq2 models directly" if layer.module.startswith("hgq") else None
+            c.unsupported(f"a class from {layer.module!r} (not a layer this front end reads)", hint)
+            return None
         if layer.cls == "InputLayer":
             return c.input()
         if handler is None:
@@ -282,9 +294,14 @@ def _spell(q: Quant) -> str:
 
 
 def build(
-    model: KModel, handlers: dict[str, Handler], alternatives: dict[str, str], supported: str, source: str
+    model: KModel,
+    handlers: dict[str, Handler],
+    alternatives: dict[str, str],
+    supported: str,
+    source: str,
+    modules: tuple[str, ...] = (),
 ) -> Graph:
-    graph = Builder(model, handlers, alternatives, supported).run()
+    graph = Builder(model, handlers, alternatives, supported, modules).run()
     graph.source = source
     return hoist_input_quant(graph)
 

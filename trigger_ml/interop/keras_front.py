@@ -33,6 +33,14 @@ from trigger_ml.interop.keras_build import build, describe_files
 
 KINDS = ("keras", "qkeras", "hgq1", "keras3")
 _HANDLERS = {**keras_layers.LAYERS, **qkeras_front.LAYERS, **hgq1_front.LAYERS}
+_KERAS = ("keras", "tensorflow", "tf_keras")
+# per kind: the layer handlers and the packages a layer's `module` may name
+TABLES = {
+    "keras": (keras_layers.LAYERS, _KERAS),
+    "qkeras": ({**keras_layers.LAYERS, **qkeras_front.LAYERS}, (*_KERAS, "qkeras")),
+    "hgq1": ({**keras_layers.LAYERS, **hgq1_front.LAYERS}, (*_KERAS, "HGQ")),
+    "keras3": (keras_layers.LAYERS, _KERAS),  # plain Keras layers (an hgq2 .keras is compiled directly)
+}
 _ALTERNATIVES = {**keras_layers.ALTERNATIVES, **qkeras_front.ALTERNATIVES, **hgq1_front.ALTERNATIVES}
 SUPPORTED = (
     "layers: InputLayer, "
@@ -54,7 +62,8 @@ def kind_of_classes(classes: list[tuple[str, str]]) -> str:
 def _graph(model: kf.KModel, kind: str) -> Graph:
     what = {"keras": "Keras", "qkeras": "QKeras", "hgq1": "HGQ v1 proxy", "keras3": "Keras"}[kind]
     source = f"{what} {model.keras_version or '?'} {model.fmt} ({describe_files(model.files)})"
-    graph = build(model, _HANDLERS, _ALTERNATIVES, SUPPORTED, source)
+    handlers, modules = TABLES[kind]
+    graph = build(model, handlers, _ALTERNATIVES, SUPPORTED, source, modules)
     if kind == "qkeras" and all(i.q is None for i in graph.inputs):
         graph.notes.append("no input quantizer: the input format is the import's choice (--input-format)")
     return graph
