@@ -39,6 +39,21 @@ def _fake_reader(calls: list, fail: bool = False):
     return types.SimpleNamespace(import_legacy=import_legacy)
 
 
+QKERAS_CONFIG = json.dumps({"class_name": "Sequential", "config": {"layers": [{"class_name": "QDense", "config": {}}]}})
+
+
+def _qkeras_h5(path, full: bool) -> None:
+    """Just enough of a Keras 2 file for the file kind (QKeras: a QDense layer)."""
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        if full:
+            f.attrs["model_config"] = QKERAS_CONFIG
+            f.create_group("model_weights").attrs["layer_names"] = [b"q"]
+        else:
+            f.attrs["layer_names"] = [b"q"]
+
+
 def test_json_and_weights_become_a_run_that_compile_reads(tmp_path, monkeypatch):
     from trigger_ml.compile.driver import read_run
     from trigger_ml.interop import import_model
@@ -48,8 +63,8 @@ def test_json_and_weights_become_a_run_that_compile_reads(tmp_path, monkeypatch)
     from trigger_ml.interop import qkeras_run
 
     monkeypatch.setattr(qkeras_run, "import_legacy", _fake_reader(calls).import_legacy)
-    (tmp_path / "m.json").write_text("{}")
-    (tmp_path / "m.h5").write_bytes(b"h5")
+    (tmp_path / "m.json").write_text(QKERAS_CONFIG)
+    _qkeras_h5(tmp_path / "m.h5", full=False)
     summary = import_model(tmp_path / "m.json", tmp_path / "run", weights=tmp_path / "m.h5")
     assert calls == [(tmp_path / "m.json", tmp_path / "m.h5")] and summary["kind"] == "qkeras"
     card, meta, model_file = read_run(tmp_path / "run")
@@ -63,7 +78,7 @@ def test_reader_errors_leave_no_run_dir(tmp_path, monkeypatch):
     from trigger_ml.interop import import_model, qkeras_run
 
     monkeypatch.setattr(qkeras_run, "import_legacy", _fake_reader([], fail=True).import_legacy)
-    (tmp_path / "m.h5").write_bytes(b"h5")
+    _qkeras_h5(tmp_path / "m.h5", full=True)
     with pytest.raises(UnsupportedError, match="QConv1D"):
         import_model(tmp_path / "m.h5", tmp_path / "run")
     assert not (tmp_path / "run").exists()

@@ -17,11 +17,12 @@ def import_cmd(
     src: Annotated[
         Path,
         typer.Argument(
-            help="model.onnx (QONNX or float ONNX), model.json (QKeras, with --weights) or model.h5 (QKeras)"
+            help="model.onnx (QONNX or float ONNX), model.json (Keras 2 or QKeras, with --weights), "
+            "model.h5 (Keras 2, QKeras or HGQ v1) or model.keras (Keras 3)"
         ),
     ],
     out: Annotated[Path, typer.Option(help="run directory to write (then `trigger-ml compile` it)")],
-    weights: Annotated[Path | None, typer.Option(help="the .h5 weights of a QKeras model.json")] = None,
+    weights: Annotated[Path | None, typer.Option(help="the .h5 weights of a Keras 2 / QKeras model.json")] = None,
     input_format: Annotated[
         str | None, typer.Option(help="float ONNX: input format fixed<W,I> or ufixed<W,I> (default fixed<16,6>)")
     ] = None,
@@ -32,8 +33,8 @@ def import_cmd(
         int | None, typer.Option(help="float ONNX: fractional bits of hidden activations (default 10)")
     ] = None,
 ) -> None:
-    """Import a foreign model (QONNX, float ONNX, legacy QKeras) as a run directory that `compile` and
-    `verify` take, keeping its own reference (qonnx's executor, onnxruntime, the rebuilt QKeras model)."""
+    """Import a model from the field (QONNX, float ONNX, Keras 2/3, QKeras, HGQ v1) as a run directory that
+    `compile` and `verify` take, keeping its own reference semantics as verify levels."""
     import json
 
     from trigger_ml.interop import import_model

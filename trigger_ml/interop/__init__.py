@@ -1,4 +1,4 @@
-"""Foreign model formats in and out: ONNX/QONNX and legacy (Keras 2) QKeras.
+"""Foreign model formats in and out: ONNX/QONNX and the Keras family (Keras 2/3, QKeras, HGQ v1).
 
 `import_model(src, out)` turns a foreign model file into an imported run directory (the format is
 in `rundir`) that `trigger-ml compile` and `trigger-ml verify` take; the importer is chosen from
@@ -32,22 +32,26 @@ def _float_onnx(src: Path, weights: Path | None, out: Path, **opts: Any) -> dict
     return import_float_onnx(src, out, policy)
 
 
-def _qkeras(src: Path, weights: Path | None, out: Path, **opts: Any) -> dict[str, Any]:
-    from trigger_ml.interop.qkeras_run import import_qkeras
+def _keras(src: Path, weights: Path | None, out: Path, **opts: Any) -> dict[str, Any]:
+    from trigger_ml.interop.keras_front import import_keras
 
-    return import_qkeras(src, weights, out)
+    return import_keras(src, weights, out, **opts)
 
 
 # file kind -> importer(src, weights, out, **options) -> the run's import summary
 IMPORTERS: dict[str, Callable[..., dict[str, Any]]] = {
     "qonnx": _qonnx,
     "onnx": _float_onnx,
-    "qkeras": _qkeras,
+    "keras": _keras,  # float Keras 2: model.json + weights .h5, or a full .h5
+    "qkeras": _keras,  # QKeras (Keras 2 files)
+    "hgq1": _keras,  # HGQ v1 proxy model (.h5 with FixedPointQuantizer layers)
+    "keras3": _keras,  # Keras 3 .keras
 }
 
 
 def file_kind(src: Path) -> str:
-    """qonnx (ONNX with QONNX quantizer nodes), onnx (float), qkeras (.json or .h5 of Keras 2)."""
+    """qonnx (ONNX with QONNX quantizer nodes), onnx (float); for .json / .h5 / .keras the Keras
+    kinds of `keras_front.file_kind` (keras, qkeras, hgq1, keras3), read from the file's layers."""
     suffix = src.suffix.lower()
     if suffix == ".onnx":
         _needs_onnx()
@@ -60,11 +64,13 @@ def file_kind(src: Path) -> str:
         except Exception as exc:
             raise SchemaError(f"{src}: cannot read it as ONNX ({type(exc).__name__}: {exc})") from exc
         return "qonnx" if is_qonnx(model) else "onnx"
-    if suffix in (".json", ".h5", ".hdf5"):
-        return "qkeras"
+    if suffix in (".json", ".h5", ".hdf5", ".keras"):
+        from trigger_ml.interop.keras_front import file_kind as keras_kind
+
+        return keras_kind(src)
     raise SchemaError(
         f"{src}: unknown model file type {suffix!r}",
-        "import takes model.onnx (QONNX or float ONNX), model.json with --weights model.h5, or model.h5",
+        "import takes model.onnx (QONNX or float ONNX), model.json with --weights model.h5, model.h5 or model.keras",
     )
 
 
@@ -87,8 +93,8 @@ def import_model(src: str | Path, out: str | Path, weights: str | Path | None = 
     if weights is not None and not Path(weights).exists():
         raise SchemaError(f"{weights}: no such file")
     kind = file_kind(src)
-    if weights is not None and kind != "qkeras":
-        raise SchemaError(f"--weights is for a QKeras model.json; {src.name} is {kind}", "drop --weights")
+    if weights is not None and src.suffix.lower() != ".json":
+        raise SchemaError(f"--weights is for a Keras model.json; {src.name} is {kind}", "drop --weights")
     if kind in ("onnx", "qonnx"):
         _needs_onnx()
     log.info("importing %s as %s", src, kind)

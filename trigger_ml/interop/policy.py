@@ -85,6 +85,12 @@ class PolicyOptions:
         return Fixed.parse(self.input_format).with_modes("RND", "SAT")
 
 
+def policy_options(**opts: Any) -> PolicyOptions:
+    """The policy from the command line's options (`--input-format`, `--weight-bits`, `--act-frac-bits`;
+    None keeps the default)."""
+    return PolicyOptions(**{k: v for k, v in opts.items() if v is not None and k in PolicyOptions.__dataclass_fields__})
+
+
 @dataclass
 class Decision:
     node: str
