@@ -40,6 +40,7 @@ Ops (`OPS`; attributes and weights in each entry's docstring line):
     bipolar      attrs scale                       y = scale if x >= 0 else -scale
     threshold    weights thresholds (C, T); attrs out_scale, out_bias: y = out_bias + out_scale * #(x >= t)
     identity
+    selu         attrs alpha, gamma                 float: gamma * (x if x > 0 else alpha * (exp(x) - 1))
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ import numpy as np
 from trigger_ml.errors import SchemaError, UnsupportedError
 from trigger_ml.fixed import Fixed, quantize_kif
 
-FLOAT_OPS = ("sigmoid", "tanh", "softmax")
+FLOAT_OPS = ("sigmoid", "tanh", "softmax", "selu")
 
 
 @dataclass(frozen=True)
@@ -287,6 +288,7 @@ OPS: dict[str, Callable[..., np.ndarray]] = {
     "bipolar": lambda n, x: np.where(x >= 0, n.attrs["scale"], -n.attrs["scale"]),
     "threshold": _threshold,
     "identity": lambda n, x: x,
+    "selu": lambda n, x: n.attrs["gamma"] * np.where(x > 0, x, n.attrs["alpha"] * np.expm1(np.minimum(x, 0.0))),
 }
 
 
