@@ -158,19 +158,29 @@ def _bypass(r, node: ir.Node) -> None:
 
 
 def fold_transposes(r) -> None:
+    """transpose -> flatten (-> concat of flat tensors) -> dense: the dense's rows permuted instead;
+    a reshape right before a flatten is dropped (the flatten of either is the same)."""
+    for rs in [n for n in r.nodes if n.op == "reshape"]:
+        f = _single(r, rs.output)
+        if f is not None and f.op == "flatten":
+            _bypass(r, rs)
     for t in [n for n in r.nodes if n.op == "transpose"]:
         f = _single(r, t.output)
         if f is None or not (f.op == "flatten" or f.op == "reshape" and len(f.attrs["shape"]) == 1):
             continue
-        d = _single(r, f.output)
+        d, offset = _single(r, f.output), 0
+        if d is not None and d.op == "concat" and len(r.vals[d.output].shape) == 2:
+            for i in d.inputs[: d.inputs.index(f.output)]:
+                offset += r.vals[i].shape[1]
+            d = _single(r, d.output)
         if d is None or d.op != "dense":
             continue
         shape = r.vals[t.inputs[0]].shape[1:]
-        idx = np.arange(int(np.prod(shape))).reshape(shape).transpose(t.attrs["perm"]).ravel()
-        k = d.weights["kernel"]
-        new = np.empty_like(k)
-        new[idx] = k
-        d.weights["kernel"] = new
+        n = int(np.prod(shape))
+        idx = np.arange(n).reshape(shape).transpose(t.attrs["perm"]).ravel() + offset
+        k = d.weights["kernel"].copy()
+        k[idx] = d.weights["kernel"][offset : offset + n]
+        d.weights["kernel"] = k
         d.attrs["rows_from"] = "transpose folded"
         _bypass(r, t)
 

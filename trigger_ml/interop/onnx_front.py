@@ -254,7 +254,8 @@ class Reader:
             cur = todo.pop()
             for n in self.model.graph.node:
                 if cur in n.input:
-                    if n.op_type in CHANNEL_OPS:
+                    per_channel = n.op_type in ("Quant", "BipolarQuant") and np.size(self.consts.get(n.input[1], 0)) > 1
+                    if n.op_type in CHANNEL_OPS or per_channel:
                         return True
                     if n.op_type in PASS_OPS and n.input[0] == cur and n.output[0] not in seen:
                         seen.add(n.output[0])
