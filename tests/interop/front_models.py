@@ -369,3 +369,63 @@ def qonnx_multithreshold(seed: int = 10):
         node("MultiThreshold", ["mm2", "t2"], ["y"], QONNX, out_dtype="UINT2", out_scale=0.5),
     ]
     return model(nodes, inits, (1, 5), (1, 2), qonnx=True), np.round(grid_inputs((5,), 300, seed, -3, 3, 1.0))
+
+
+def qonnx_non_po2_cnn(seed: int = 11):
+    """Brevitas' defaults on a CNN: input Quant (s = 0.07, 6 bits) -> Conv (weights Quant 4 bits with
+    per-output-channel scales that are not powers of two) + bias -> Relu -> Quant (s = 0.21, 4 bits
+    unsigned) -> Conv 1x1 -> Quant per channel (scales 0.13, 0.3, 0.052, 5 bits) -> Flatten -> MatMul
+    (power-of-two weights) -> Quant output (s = 0.1, 8 bits)."""
+    rng = np.random.default_rng(seed)
+    c = 3
+    inits = [
+        const("z", 0.0),
+        const("s_in", 0.07),
+        const("b6", 6.0),
+        const("b4", 4.0),
+        const("b5", 5.0),
+        const("b8", 8.0),
+        const("w1", rng.normal(0, 1, (c, 2, 3, 3))),
+        const("s_w1", rng.uniform(0.05, 0.3, (c, 1, 1, 1))),
+        const("bias1", rng.normal(0, 0.3, c)),
+        const("s_a", 0.21),
+        const("w2", rng.integers(-2, 3, (c, c, 1, 1))),
+        const("s_c", np.array([0.13, 0.3, 0.052]).reshape(1, c, 1, 1)),
+        const("w3", rng.integers(-4, 4, (c * 4 * 4, 2)) / 4),
+        const("s_out", 0.1),
+    ]
+    nodes = [
+        quant("x", "xq", "s_in", "z", "b6"),
+        quant("w1", "w1q", "s_w1", "z", "b4", narrow=1),
+        node("Conv", ["xq", "w1q", "bias1"], ["c1"], pads=[0, 0, 1, 1]),
+        node("Relu", ["c1"], ["r1"]),
+        quant("r1", "a1", "s_a", "z", "b4", signed=0),
+        node("Conv", ["a1", "w2"], ["c2"]),
+        quant("c2", "a2", "s_c", "z", "b5"),
+        node("Flatten", ["a2"], ["fl"]),
+        node("MatMul", ["fl", "w3"], ["mm"]),
+        quant("mm", "y", "s_out", "z", "b8"),
+    ]
+    return model(nodes, inits, (1, 2, 5, 5), (1, 2), qonnx=True), grid_inputs((2, 5, 5), 300, seed, -2.5, 2.5, 2.0**-8)
+
+
+def float_two_tensor_ops(seed: int = 12):
+    """Two branches of one NCW input joined by Add, Sub, Mul and Max of two tensors, Concat on the
+    channel axis, then Transpose/Flatten (Keras-style) into a Gemm."""
+    rng = np.random.default_rng(seed)
+    inits = [const(f"w{j}", rng.normal(0, 0.5, (3, 2, 3))) for j in range(2)] + [
+        const("wg", rng.normal(0, 0.5, (6 * 4, 2))),
+    ]
+    nodes = [
+        node("Conv", ["x", "w0"], ["a"], pads=[1, 1]),
+        node("Conv", ["x", "w1"], ["b"], pads=[1, 1]),
+        node("Sub", ["a", "b"], ["d"]),
+        node("Mul", ["a", "b"], ["p"]),
+        node("Max", ["d", "p"], ["m"]),
+        node("Add", ["m", "a"], ["s"]),
+        node("Concat", ["s", "d"], ["c"], axis=1),
+        node("Transpose", ["c"], ["ct"], perm=[0, 2, 1]),
+        node("Flatten", ["ct"], ["f"]),
+        node("Gemm", ["f", "wg"], ["y"]),
+    ]
+    return model(nodes, inits, (1, 2, 4), (1, 2)), grid_inputs((2, 4), 64, seed)

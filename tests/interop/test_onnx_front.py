@@ -118,7 +118,9 @@ def test_tfc_is_exact_up_to_its_float_head():
 
 
 @pytest.mark.parametrize(
-    "build", [FM.float_cnn_nchw, FM.float_conv1d_ncw, FM.float_reshape_chain, FM.float_opset7], ids=lambda b: b.__name__
+    "build",
+    [FM.float_cnn_nchw, FM.float_conv1d_ncw, FM.float_reshape_chain, FM.float_opset7, FM.float_two_tensor_ops],
+    ids=lambda b: b.__name__,
 )
 def test_float_graphs_match_onnxruntime(build):
     from trigger_ml.interop.onnx_front import read
@@ -233,6 +235,35 @@ def test_non_power_of_two_mlp_matches_qonnx_up_to_its_own_float32_decisions():
     near = np.abs(v - (np.floor(v) + 0.5)) <= 1e-5 * np.maximum(np.abs(v), 1)
     assert np.all(near[codes != codes_ref]) and np.mean(codes == codes_ref) > 0.95
     assert near.sum() > (codes != codes_ref).sum() > 0  # 0.37 / 0.05 = 7.4: near-ties are everywhere here
+
+
+def test_non_power_of_two_cnn_keeps_integer_convolutions_and_folds_per_channel_scales():
+    from trigger_ml.interop.onnx_front import read
+
+    m, x = FM.qonnx_non_po2_cnn()
+    front = read(m)
+    g = front.graph
+    assert [n.op for n in g.nodes] == [
+        "threshold",
+        "conv",
+        "threshold",
+        "conv",
+        "threshold",
+        "flatten",
+        "dense",
+        "threshold",
+    ]
+    conv1 = g.nodes[1]
+    np.testing.assert_array_equal(conv1.weights["kernel"], np.round(conv1.weights["kernel"]))  # weight codes
+    assert "bias" not in conv1.weights  # moved after the scales, into the fused threshold
+    dense = g.nodes[6]
+    np.testing.assert_array_equal(dense.attrs["folded_scale"], np.float32([0.13, 0.3, 0.052]).astype(np.float64))
+    assert front.facts["a1"]["inputs"] > 1000 and front.facts["y"]["thresholds"].startswith("exact")
+    y, ref = _evaluate(front, x), _executor(m).predict(x)
+    codes, codes_ref = np.rint(y / np.float32(0.1)), np.rint(ref / np.float32(0.1))
+    v = _evaluate(front, x, keep=True)["mm"] / np.float64(np.float32(0.1))
+    near = np.abs(v - (np.floor(v) + 0.5)) <= 1e-5 * np.maximum(np.abs(v), 1)
+    assert np.all(near[codes != codes_ref]) and np.mean(codes == codes_ref) > 0.99
 
 
 def test_bn_and_sigmoid_before_quant_become_thresholds_proven_by_the_executor():

@@ -1,7 +1,8 @@
 """Passes over a freshly read graph that make it exact where the file is exact, and say where not.
 
 `finish(reader)` runs, in order:
-1. `push_scales`: a Quant with a scale s that is not a power of two is a `threshold` whose output
+1. `fold_transposes` (transpose -> flatten -> dense: the kernel's rows permuted instead; a reshape
+   before a flatten dropped), then `push_scales`: a Quant with a scale s that is not a power of two is a `threshold` whose output
    is q s (q integer codes). When a dense or conv reads it (through layout ops, max pooling, relu
    or zero padding), s moves past that dense/conv: the threshold gives the codes q, the dense reads
    integers (kernel unchanged, bias moved out) and a `scale_shift` (s, bias) follows it, merged with
@@ -10,8 +11,8 @@
    `attrs['folded_scale']` (exact in float64 while its products keep within 53 bits; the kernel is
    off any narrow grid, which the precision policy must know). In exact arithmetic both are the
    file's own values; qonnx's executor computes them in float32 (counted, not copied).
-2. `fold_bias` (a constant Add after a dense/conv becomes its bias: the same float64 sum) and
-   `fold_transposes` (transpose -> flatten -> dense: the kernel's rows permuted instead).
+2. `fold_bias`: a constant Add after a dense/conv becomes its bias (the same float64 sum) unless
+   the dense is exact on a grid the constant is not on.
 3. `onnx_spans.spans`: each tensor's grid 2**-f and range [lo, hi] from the input formats.
 4. `fuse`: a chain of per-channel monotone float ops (batch normalization, float scaling, Div,
    relu, clip, sigmoid, tanh, selu) ending in a quantizer (`quant` with SAT, `threshold`,
@@ -48,9 +49,9 @@ MONO = ("scale_shift", "relu", "clip", "sigmoid", "tanh", "selu")
 
 def finish(r) -> dict[str, Any]:
     facts: dict[str, Any] = {}
+    fold_transposes(r)
     push_scales(r)
     fold_bias(r, spans(r.inputs, r.nodes))
-    fold_transposes(r)
     sp = spans(r.inputs, r.nodes)
     fuse(r, sp, facts)
     sp = spans(r.inputs, r.nodes)
@@ -367,20 +368,32 @@ def tighten(r, sp: dict[str, Span], facts: dict[str, Any]) -> None:
             i = needed_integer(s.lo, s.hi, int(np.max(q.f)), True)
             n.attrs["q"] = ir.Quant(q.k, np.full_like(np.asarray(q.i), i), q.f, q.rounding, q.overflow)
             n.attrs.pop("wide")
-        if n.op == "threshold" and s is not None and s.f is not None and "scale" in n.attrs:
-            th = n.weights["thresholds"]
-            on = np.ceil(th * 2.0**s.f) * 2.0**-s.f
-            n.weights["thresholds"] = np.where(np.isfinite(on), on, th)
-            facts[n.name] = {
-                "rule": "Quant with a scale that is not a power of two: thresholds (qonnx's float32 formula)",
-                "float32_decided": n.attrs.get("float32_decided"),
-                "grid": f"2**-{s.f}",
-            }
-        elif n.op == "threshold" and "scale" in n.attrs:
-            facts[n.name] = {
-                "rule": "Quant with a scale that is not a power of two: thresholds (qonnx's float32 formula)",
-                "float32_decided": n.attrs.get("float32_decided"),
-            }
+        if n.op == "threshold" and "boundary" in n.attrs:
+            facts[n.name] = _on_grid(n, s)
+
+
+def _on_grid(n: ir.Node, s: Span | None) -> dict[str, Any]:
+    """The thresholds of a Quant with a scale that is not a power of two, on its input's grid."""
+    fact: dict[str, Any] = {
+        "rule": "Quant with a scale that is not a power of two: thresholds",
+        "levels": int(n.weights["thresholds"].shape[-1]),
+        "float32_decided": n.attrs["float32_decided"],
+        "thresholds": "qonnx's float32 formula, on float32 inputs",
+    }
+    if s is None or s.count() == np.inf:
+        return fact
+    step = 2.0**-s.f
+    g32 = np.ceil(n.weights["thresholds"] / step) * step
+    m = np.ceil(n.attrs["boundary"] / step)
+    exact = np.where(n.attrs["strict"] & (m * step == n.attrs["boundary"]), m + 1, m) * step
+    if max(abs(s.lo), abs(s.hi)) / step < 2**24:  # the input fits float32: qonnx's executor holds it exactly
+        n.weights["thresholds"] = g32
+        fact["thresholds"] = f"qonnx's float32 formula, on the input grid 2**-{s.f}"
+        fact["float32_decided_grid_points"] = int(np.sum(np.abs(g32 - exact)) / step)
+    else:
+        n.weights["thresholds"] = exact
+        fact["thresholds"] = f"exact, on the input grid 2**-{s.f} (wider than float32)"
+    return fact
 
 
 def input_quant(r) -> None:

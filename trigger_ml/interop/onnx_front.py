@@ -103,7 +103,10 @@ class Reader:
         n = ir.Node(
             op, name, list(inputs), name, dict(attrs or {}), {k: np.asarray(v) for k, v in (weights or {}).items()}
         )
-        self.vals[name] = ir.OPS[op](n, *(self.vals[i] for i in inputs))
+        try:
+            self.vals[name] = ir.OPS[op](n, *(self.vals[i] for i in inputs))
+        except (ValueError, IndexError) as exc:
+            raise Refuse(f"shapes do not fit ({exc})") from exc
         self.nodes.append(n)
         if onnx is not None:
             self.origin[name] = onnx

@@ -245,10 +245,21 @@ def op_Conv(r, node, a) -> None:
     if cin % groups or w.shape[1] * groups != cin or w.shape[0] % groups:
         raise Refuse(f"group {groups} with {cin} input channels and a kernel of shape {w.shape}")
     strides, pads = _window(r, t, a, w.shape[2:])
+    post = None
+    if node.input[1] in r.codes:  # integer codes, one scale per output channel: the scale after the conv
+        codes, s = r.codes[node.input[1]]
+        if np.all(s == s.reshape(len(s), -1)[:, :1].reshape((len(s),) + (1,) * (s.ndim - 1))):
+            w, post = codes, s.reshape(len(s), -1)[:, 0]
     kernel = w.transpose(*range(2, 2 + nd), 1, 0)
-    weights = {"kernel": kernel} if b is None else {"kernel": kernel, "bias": np.asarray(b, np.float64)}
+    weights = (
+        {"kernel": kernel} if b is None or post is not None else {"kernel": kernel, "bias": np.asarray(b, np.float64)}
+    )
     attrs = {"strides": strides, "pads": pads, "groups": groups, "dilation": (1,) * nd}
-    out = r.emit("conv", [t.name], node.output[0], attrs, weights, (node, node.input[0], node.output[0]))
+    origin = None if post is not None else (node, node.input[0], node.output[0])
+    out = r.emit("conv", [t.name], node.output[0], attrs, weights, origin)
+    if post is not None:
+        shift = np.zeros(len(post)) if b is None else np.asarray(b, np.float64)
+        out = r.emit("scale_shift", [out], node.output[0], {"weight_scale": post}, {"scale": post, "shift": shift})
     ir_shape = r.vals[out].shape[1:]
     r.t[node.output[0]] = Tensor(out, (1, ir_shape[-1], *ir_shape[:-1]), canonical(len(t.shape)))
 

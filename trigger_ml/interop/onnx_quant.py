@@ -10,9 +10,11 @@ q = R(clip(x / s, lo, hi)) and y = q * s with x / s in float32 (the file's dtype
   out_bias lo * s, out_scale s and, per element, the thresholds t_k = the smallest float32 x with
   R(fl32(x / s)) >= k, k = lo+1 .. hi: x -> R(fl32(x / s)) is monotone, so counting thresholds is
   the executor's own function on every float32 input, and q * s is exact in float64 (b + 24 bits).
-  Where fl32(x / s) rounds across a rounding boundary the executor differs from exact arithmetic;
-  each threshold is checked against the exact boundary (c s with c an integer or half-integer:
-  exact in float64) and the disagreements are counted in the node's attrs (`float32_decided`).
+  Where fl32(x / s) rounds across a rounding boundary the executor differs from exact arithmetic:
+  the exact boundary c s (c an integer or half-integer: exact in float64) is kept beside
+  (`attrs['boundary']`, `attrs['strict']`), the float32 thresholds that differ from it are counted
+  (`float32_decided`), and `onnx_exact.tighten` puts the thresholds on the input's grid: qonnx's
+  when the input fits float32 (the executor holds it exactly), the exact ones when it does not.
 - b = 1 signed, and BipolarQuant: `bipolar` (y = s if x >= 0 else -s).
 Trunc (power-of-two scales): v1 y = s R(round(x / s) / 2**t), t = bits_in - bits_out: `quant` onto s
 (RND_CONV), `scale_shift` 2**-t, `quant` onto s with R; v2 y = clip(R(round(x / s) s / S)) S:
@@ -65,9 +67,10 @@ def _boundary(k: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:
     return np.where(k > 0, k - 1.0, k), k > 0  # UP
 
 
-def quant_thresholds(s: np.ndarray, lo: int, hi: int, mode: str) -> tuple[np.ndarray, int]:
-    """(thresholds of shape (*s.shape, hi - lo), how many of them float32 decides differently from
-    exact arithmetic) for q = R(clip(fl32(x / s), lo, hi)) over float32 x."""
+def quant_thresholds(s: np.ndarray, lo: int, hi: int, mode: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """For q = R(clip(fl32(x / s), lo, hi)), per element of s and level k = lo+1 .. hi: the smallest
+    float32 x reaching k (qonnx's formula), the exact boundary c s and whether it is strict
+    (R(x / s) >= k <=> x > c s, or x >= c s), and how many float32 thresholds differ from exact."""
     from qonnx.custom_op.general.quant import resolve_rounding_mode
 
     rnd = resolve_rounding_mode(mode)
@@ -75,23 +78,25 @@ def quant_thresholds(s: np.ndarray, lo: int, hi: int, mode: str) -> tuple[np.nda
     k = np.arange(lo + 1, hi + 1)
     c, strict = _boundary(k, mode)
     exact = c * s32.astype(np.float64)  # c has <= 18 significant bits, s 24: exact in float64
+    strict = np.broadcast_to(strict, exact.shape)
 
     def level(x):
         return rnd(np.clip(x / s32, lo, hi))
 
     x = exact.astype(np.float32)
+    down_inf, up_inf = np.float32(-np.inf), np.float32(np.inf)
     for _ in range(200):
-        down = level(np.nextafter(x, np.float32(-np.inf))) >= k
+        down = level(np.nextafter(x, down_inf)) >= k
         up = level(x) < k
         if not down.any() and not up.any():
             break
-        x = np.where(down, np.nextafter(x, np.float32(-np.inf)), np.where(up, np.nextafter(x, np.float32(np.inf)), x))
+        x = np.where(down, np.nextafter(x, down_inf), np.where(up, np.nextafter(x, up_inf), x))
     else:
         raise Refuse("thresholds of a Quant did not converge")
     t = x.astype(np.float64)
-    prev = np.nextafter(x, np.float32(-np.inf)).astype(np.float64)
+    prev = np.nextafter(x, down_inf).astype(np.float64)
     ok = np.where(strict, t > exact, t >= exact) & ~np.where(strict, prev > exact, prev >= exact)
-    return t, int(np.sum(~ok))
+    return t, exact, strict, int(np.sum(~ok))
 
 
 def _params(r, node, a: dict[str, Any]) -> tuple[np.ndarray, int, bool, bool, str]:
@@ -128,8 +133,16 @@ def quant(r, t: Tensor, s_ir: np.ndarray, b: int, signed: bool, narrow: bool, mo
         raise Refuse(
             f"{b}-bit Quant with a scale that is not a power of two needs {n} thresholds (at most {MAX_THRESHOLDS})"
         )
-    th, decided = quant_thresholds(s_ir, lo, hi, mode)
-    attrs = {"out_scale": s_ir, "out_bias": lo * s_ir, "scale": s_ir, "codes": (lo, hi), "float32_decided": decided}
+    th, exact, strict, decided = quant_thresholds(s_ir, lo, hi, mode)
+    attrs = {
+        "out_scale": s_ir,
+        "out_bias": lo * s_ir,
+        "scale": s_ir,
+        "codes": (lo, hi),
+        "boundary": exact,
+        "strict": strict,
+        "float32_decided": decided,
+    }
     return r.emit("threshold", [t.name], out, attrs, {"thresholds": th}, origin)
 
 
