@@ -388,3 +388,14 @@ def test_unsupported_attributes_are_collected_in_one_error():
         read(FM.model(nodes, inits, (1, 1, 8, 8), None, qonnx=True))
     msg = str(e.value)
     assert "dilations" in msg and "1 problem" in msg  # the Quant reads the refused Conv: not listed again
+
+
+def test_the_importer_reads_first_and_writes_nothing_on_bad_input(tmp_path):
+    from trigger_ml.errors import SchemaError
+    from trigger_ml.interop.onnx_front import import_file
+
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x08\x07" + bytes(range(200)))
+    with pytest.raises(SchemaError):
+        import_file(junk, tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -53,7 +53,7 @@ def file_kind(src: Path) -> str:
         _needs_onnx()
         import onnx
 
-        from trigger_ml.interop.graph import is_qonnx
+        from trigger_ml.interop.onnx_load import is_qonnx
 
         try:
             model = onnx.load(src, load_external_data=False)

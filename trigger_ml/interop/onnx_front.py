@@ -8,8 +8,8 @@ onnxruntime (float files, in float64) and qonnx's executor (QONNX files, exactly
 Layouts. ONNX tensors are batch first; image tensors are NCHW (NCW). Inside the graph every tensor
 is batch-free and channels-last. Each ONNX tensor is tracked as (IR tensor, ONNX shape, `perm`):
 IR axis j holds ONNX axis perm[j]. A Transpose in the file only changes `perm` (no op); an op that
-needs channels-last (Conv, pools, BatchNormalization's channel axis is any) or the file's own order
-(Flatten, Reshape, MatMul on rank > 2) gets a `transpose` op when the axes that are not of size 1
+needs channels-last (Conv, pools, Pad) or the file's own order (Flatten, Reshape, MatMul on rank
+> 2) gets a `transpose` op when the axes that are not of size 1
 are out of order (a `reshape` when only size-1 axes move). So a Keras export (NHWC input, Transpose
 to NCHW, Conv, Transpose back, Flatten) gets no transpose at all, and a PyTorch NCHW CNN gets one
 before its Flatten, folded into the next dense's kernel rows (`onnx_exact.fold_transposes`). Image
@@ -58,6 +58,23 @@ def to_channels_last(x: np.ndarray, layout: str) -> np.ndarray:
     if not layout:
         return x
     return np.moveaxis(x, 1, -1)
+
+
+def import_file(src: str | Path, out: str | Path, **opts: Any) -> dict[str, Any]:
+    """The .onnx importer once the lowering is in (`interop.lower.import_graph`, branch `lower`):
+    read the file (every error raised before anything is written), then lower the graph and write
+    the run with the normalised model as its reference level (qonnx's executor or onnxruntime)."""
+    front = read(src)
+    from trigger_ml.interop import lower  # written on branch `lower`; looked up when called
+
+    if not hasattr(lower, "import_graph"):
+        raise UnsupportedError(
+            "this build has the ONNX front end but not the lowering of import graphs (interop.lower.import_graph)",
+            "import .onnx files with the MLP importer (interop.onnx_import) until the lowering is merged",
+        )
+    return lower.import_graph(
+        front.graph, Path(out), reference=front.model, kind=front.kind, source=Path(src), facts=front.facts, **opts
+    )
 
 
 def read(src: str | Path | Any) -> Front:
@@ -114,9 +131,6 @@ class Reader:
 
     def ir_shape(self, t: Tensor) -> tuple[int, ...]:
         return tuple(self.vals[t.name].shape[1:])
-
-    def tensor(self, name: str, shape: tuple[int, ...], perm: tuple[int, ...]) -> Tensor:
-        return Tensor(name, tuple(int(d) for d in shape), tuple(perm))
 
     def to_perm(self, t: Tensor, perm: tuple[int, ...]) -> Tensor:
         """t with IR axes in the ONNX order `perm`: a reshape when only size-1 axes move, else a transpose."""
@@ -260,7 +274,10 @@ class Reader:
         missing = [i for i in node.input if i and i not in self.consts]
         if missing:
             raise Refuse(f"reads {missing} which no node computes")
-        outs = L.fold(node, [self.consts.get(i) if i else None for i in node.input], self.opset)
+        try:
+            outs = L.fold(node, [self.consts.get(i) if i else None for i in node.input], self.opset)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime's or qonnx's message, for the one error
+            raise Refuse(f"cannot evaluate this constant ({type(exc).__name__}: {str(exc).strip()[:160]})") from exc
         for o, v in zip(node.output, outs):
             self.consts[o] = np.asarray(v)
         if node.domain in L.QONNX_DOMAINS and node.op_type == "Quant":
