@@ -81,7 +81,7 @@ def trigger_ml_half(entry: dict, peer: Path, work: Path, synth: bool) -> dict:
         res["figures"] = {k: [v["value"], v["source"]] for k, v in figs.items()}
     except Exception as exc:  # noqa: BLE001 - record, do not stop the benchmark
         res["status"] = f"fail:{step}"
-        res["error"] = traceback.format_exception_only(type(exc), exc)[-1].strip()[:300]
+        res["error"] = " ".join(traceback.format_exception_only(type(exc), exc)[-1].split())[:300]
     return res
 
 
@@ -112,7 +112,7 @@ def _child(half: str, entry: dict, args, work: Path) -> dict:
     except subprocess.TimeoutExpired:
         return {"status": "fail:timeout", "error": f"more than {args.timeout} s", "t_wall": time.perf_counter() - t}
     if p.returncode != 0 or not result.exists():
-        tail = (p.stderr or p.stdout).strip().splitlines()[-1:] or ["no output"]
+        tail = (p.stderr or p.stdout).strip().splitlines()[-1:] or ["no output"]  # the exception's line
         return {"status": f"fail:exit {p.returncode}", "error": tail[0][:300]}
     return json.loads(result.read_text()) | {"t_wall": time.perf_counter() - t}
 

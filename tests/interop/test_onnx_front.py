@@ -399,3 +399,22 @@ def test_the_importer_reads_first_and_writes_nothing_on_bad_input(tmp_path):
     with pytest.raises(SchemaError):
         import_file(junk, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("mode", ["ROUND", "HALF_EVEN", "FLOOR", "CEIL", "UP", "DOWN", "HALF_UP", "HALF_DOWN"])
+@pytest.mark.parametrize("scale", [0.25, 0.3])
+def test_every_rounding_mode_signedness_and_narrow_range_is_qonnx_exactly(mode, scale):
+    from trigger_ml.interop.onnx_front import read
+
+    rng = np.random.default_rng(3)
+    ties = ((rng.integers(-9, 9, (200, 6)) + 0.5) * np.float64(np.float32(scale))).astype(np.float32)
+    x = np.concatenate([ties, FM.grid_inputs((6,), 200, 4, -3.5, 3.5, 2.0**-6)]).astype(np.float64)
+    for signed in (0, 1):
+        for narrow in (0, 1):
+            inits = [FM.const("s", scale), FM.const("z", 0.0), FM.const("b", 3.0)]
+            m = FM.model([FM.quant("x", "y", "s", "z", "b", signed, narrow, mode)], inits, (1, 6), (1, 6), qonnx=True)
+            front = read(m)
+            ops = [n.op for n in front.graph.nodes]
+            assert ops == (["threshold"] if scale == 0.3 or mode in ("CEIL", "UP") else ops)
+            y, ref = _evaluate(front, x), _executor(m).predict(x)
+            np.testing.assert_array_equal(y.astype(np.float32), ref.astype(np.float32), err_msg=f"{signed=} {narrow=}")
