@@ -91,6 +91,7 @@ def test_tfc_int_is_exact_against_its_reference_and_qonnx_on_fuzzed_inputs():
     # BN -> Quant became thresholds on the integer accumulators, proven on every reachable integer
     fused = [f for f in front.facts.values() if f.get("reference") == "qonnx executor"]
     assert len(fused) == 3 and all(f["float32_decided"] == 0 for f in fused)
+    assert all(f["float64_margin"] >= 1e-5 for f in fused)  # and the float64 levels are the exact ones
     assert fused[0]["inputs"] == 2 * 784 + 1
     assert not any(n.op == "scale_shift" and n.attrs.get("float") for n in front.graph.nodes)
 

@@ -23,6 +23,8 @@
    the chain is the file's own chain of nodes on a tensor the executor holds exactly; else from
    float64 arithmetic. Both are computed when both exist; the elements where they disagree are the
    cases where float32 rounding inside qonnx's executor decides (`facts[...]["float32_decided"]`).
+   `float64_margin` e certifies the float64 levels as exact: no reachable value before the
+   quantizer is within e (relative) of a level change, and float64 errs by ~1e-15 (0: uncertified).
 5. wide quantizers get the integer bits of their range; a threshold on a grid gets thresholds on
    the grid (rounded up: the same count for every grid value); an input read only by one `quant`
    gets it as `Input.q`; nodes nobody reads are dropped.
@@ -249,10 +251,31 @@ def fuse(r, sp: dict[str, Span], facts: dict[str, Any]) -> None:
         _fuse(r, chain, final, cur, span, lv, facts)
 
 
-def _sweep_ir(r, chain: list[ir.Node], final: ir.Node, x: np.ndarray) -> np.ndarray:
-    for n in [*chain, final]:
+def _sweep_ir(r, chain: list[ir.Node], final: ir.Node | None, x: np.ndarray) -> np.ndarray:
+    for n in [*chain, final] if final is not None else chain:
         x = ir.OPS[n.op](n, x)
     return x
+
+
+def _exact_final(final: ir.Node) -> ir.Node:
+    """The final quantizer in exact arithmetic: a Quant with a scale that is not a power of two
+    compares with its exact boundaries (x >= c s, or x > c s: the next float64 up)."""
+    if "boundary" not in final.attrs:
+        return final
+    b = final.attrs["boundary"]
+    th = np.where(final.attrs["strict"], np.nextafter(b, np.inf), b)
+    return ir.Node(final.op, final.name, final.inputs, final.output, final.attrs, {"thresholds": th})
+
+
+def _margin(final: ir.Node, pre: np.ndarray, j: np.ndarray, base, step) -> float:
+    """The largest relative distance e in 1e-2 .. 1e-12 such that moving every float64 value before
+    the quantizer by e (relative to max(1, |value|)) changes no level: float64's own rounding (about
+    1e-15 here) then cannot have decided a level, so the float64 levels are the exact ones."""
+    for e in 10.0 ** -np.arange(2, 13):
+        d = e * np.maximum(1.0, np.abs(pre))
+        if all(np.array_equal(np.rint((ir.OPS[final.op](final, pre + s * d) - base) / step), j) for s in (-1, 1)):
+            return float(e)
+    return 0.0
 
 
 def _sweep_onnx(r, chain: list[ir.Node], final: ir.Node, start: str, v: np.ndarray) -> np.ndarray | None:
@@ -298,9 +321,12 @@ def _fuse(r, chain, final, start: str, span: Span, lv, facts) -> None:
     base, step, t_count = lv
     v = span.lo + np.arange(int(span.count())) * 2.0**-span.f
     shape = r.vals[start].shape[1:]
-    y64 = _sweep_ir(r, chain, final, np.broadcast_to(v.reshape((-1,) + (1,) * len(shape)), (len(v), *shape)))
+    pre = _sweep_ir(r, chain, None, np.broadcast_to(v.reshape((-1,) + (1,) * len(shape)), (len(v), *shape)))
+    exact = _exact_final(final)
+    y64 = ir.OPS[exact.op](exact, pre)
     y = _sweep_onnx(r, chain, final, start, v)
     j64 = np.rint((y64 - base) / step)
+    margin = _margin(exact, pre, j64, base, step)
     j = j64 if y is None else np.rint((y - base) / step)
     shape = j.shape[1:]
     d = np.diff(j, axis=0)
@@ -340,6 +366,7 @@ def _fuse(r, chain, final, start: str, span: Span, lv, facts) -> None:
         "levels": t_count,
         "reference": "float64" if y is None else "qonnx executor",
         "float32_decided": decided,
+        "float64_margin": margin,
     }
     check = np.broadcast_to(v.reshape((-1,) + (1,) * len(shape)), (len(v), *shape))
     if not np.array_equal(np.rint((ir.OPS["threshold"](node, check) - base) / step), j):
