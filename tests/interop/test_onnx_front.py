@@ -138,6 +138,9 @@ def test_nchw_cnn_is_channels_last_inside_and_its_flatten_transpose_is_folded():
     g = read(m).graph
     assert g.inputs[0].layout == "NCHW" and g.inputs[0].shape == (11, 10, 3)
     assert not any(n.op == "transpose" for n in g.nodes)
+    from trigger_ml.interop.onnx_front import to_channels_last, to_file_layout
+
+    np.testing.assert_array_equal(to_file_layout(to_channels_last(x, "NCHW"), "NCHW"), x)
     dw = [n for n in g.nodes if n.op == "conv"][1]
     assert dw.attrs["groups"] == 4 and dw.weights["kernel"].shape == (3, 3, 1, 4)
     assert [n for n in g.nodes if n.op == "conv"][0].attrs["pads"] == ((0, 2), (1, 1))

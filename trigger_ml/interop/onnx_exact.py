@@ -109,6 +109,8 @@ def push_scales(r) -> None:
             bias = nxt.weights.pop("bias", None)
             after = _single(r, nxt.output)
             if after is not None and after.op == "scale_shift" and "weight_scale" in after.attrs:
+                if bias is not None:  # (s (x @ W) + b) sw + c = (x @ W) (s sw) + (b sw + c)
+                    after.weights["shift"] = after.weights["shift"] + bias * after.weights["scale"]
                 after.weights["scale"] = after.weights["scale"] * s
                 after.attrs["activation_scale"] = s
             else:

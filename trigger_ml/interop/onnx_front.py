@@ -60,6 +60,12 @@ def to_channels_last(x: np.ndarray, layout: str) -> np.ndarray:
     return np.moveaxis(x, 1, -1)
 
 
+def to_file_layout(x: np.ndarray, layout: str) -> np.ndarray:
+    """The graph's channels-last batch in the file's own layout (what its reference level takes)."""
+    x = np.asarray(x)
+    return np.moveaxis(x, -1, 1) if layout else x
+
+
 def import_file(src: str | Path, out: str | Path, **opts: Any) -> dict[str, Any]:
     """The .onnx importer once the lowering is in (`interop.lower.import_graph`, branch `lower`):
     read the file (every error raised before anything is written), then lower the graph and write
