@@ -65,7 +65,7 @@ def main() -> None:
     from tests.interop import models as M
     from trigger_ml.compile import Options, compile_run
     from trigger_ml.interop import import_model
-    from trigger_ml.interop.graph import normalise
+    from trigger_ml.interop.onnx_load import normalise
     from trigger_ml.verify.run import verify_firmware
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="tml-bench-interop-"))
@@ -94,7 +94,7 @@ def main() -> None:
         hls = "-"
         if summary["kind"] == "qonnx" and not args.no_hls4ml:
             x = np.load(d / "run" / "foreign" / "inputs.npy")
-            hls = hls4ml_frontend(normalise(model), x, d / "hls4ml_frontend")
+            hls = hls4ml_frontend(normalise(model)[0], x, d / "hls4ml_frontend")
         rows.append([name, f"{t[1] - t[0]:.1f} / {t[2] - t[1]:.1f} / {t[3] - t[2]:.1f}", exact, gates or "-", rtl, hls])
         (d / "bench.json").write_text(json.dumps(rows[-1]))
     head = [

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from trigger_ml.fixed import Fixed
-from trigger_ml.interop.ir import Graph, Input, Node, Quant
+from trigger_ml.interop.ir import SELU_ALPHA, SELU_SCALE, Graph, Input, Node, Quant
 
 
 def q(signed, i, f, rnd="TRN", ovf="WRAP") -> Quant:
@@ -245,8 +245,11 @@ def bipolar_mlp(seed=1) -> Graph:
     )
 
 
+HEAD_ATTRS = {"softmax": {"axis": -1}, "selu": {"alpha": SELU_ALPHA, "gamma": SELU_SCALE}}
+
+
 def float_heads(head="softmax", seed=2) -> Graph:
-    """A float MLP (Keras-shaped) with a softmax, sigmoid or tanh head."""
+    """A float MLP (Keras-shaped) with a softmax, sigmoid, tanh or selu head."""
     rng = np.random.default_rng(seed)
     n_out = 4 if head == "softmax" else 2
     return _g(
@@ -263,7 +266,7 @@ def float_heads(head="softmax", seed=2) -> Graph:
                 {},
                 {"kernel": rng.normal(0, 0.5, (8, n_out)), "bias": rng.normal(0, 0.1, n_out)},
             ),
-            Node(head, "act", ["z"], "y", {"axis": -1} if head == "softmax" else {}),
+            Node(head, "act", ["z"], "y", HEAD_ATTRS.get(head, {})),
         ],
         "y",
     )

@@ -176,9 +176,9 @@ def test_a_wrong_lowering_is_caught_by_the_import_check(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("text,kif", [("fixed<16,6>", (1, 5, 10)), ("ufixed<8,3>", (0, 3, 5))])
 def test_input_format_parses_like_ap_fixed(text, kif):
-    from trigger_ml.interop.onnx_import import parse_format
+    from trigger_ml.interop.policy import PolicyOptions
 
-    f = parse_format(text)
+    f = PolicyOptions(input_format=text).input_fixed()
     assert f.kif == kif and (f.rounding, f.overflow) == ("RND", "SAT")
 
 

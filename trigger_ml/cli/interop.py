@@ -24,7 +24,8 @@ def import_cmd(
     out: Annotated[Path, typer.Option(help="run directory to write (then `trigger-ml compile` it)")],
     weights: Annotated[Path | None, typer.Option(help="the .h5 weights of a Keras 2 / QKeras model.json")] = None,
     input_format: Annotated[
-        str | None, typer.Option(help="float ONNX: input format fixed<W,I> or ufixed<W,I> (default fixed<16,6>)")
+        str | None,
+        typer.Option(help="float models (Keras, ONNX): input format fixed<W,I> or ufixed<W,I> (default fixed<16,6>)"),
     ] = None,
     weight_bits: Annotated[
         int | None, typer.Option(help="float ONNX: bits per weight, sign included (default 16)")

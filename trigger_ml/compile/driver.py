@@ -280,7 +280,16 @@ def _rtl(
     try:
         comb = rtl.trace(model, kif)
         vm = rtl.write_verilog(comb, card, out)
-        info = {"written": True, "top": "model", "input_kif": list(kif), "estimate": rtl.estimate(comb, vm)}
+        solver = rtl.solver_for(model)[1]
+        info = {
+            "written": True,
+            "top": "model",
+            "input_kif": list(kif),
+            "solver": solver,
+            "estimate": rtl.estimate(comb, vm),
+        }
+        if solver.startswith("plain"):
+            notes.append(f"rtl: {solver}")
     except UnsupportedError as exc:
         shutil.rmtree(out, ignore_errors=True)
         notes.append(f"rtl skipped: {exc.what}")

@@ -39,14 +39,38 @@ RTL_MAKE = ("slow", "CFLAGS=-std=c++17 -fPIC -O0")
 CLOCK_UNCERTAINTY_NS = 0.1  # written to da4ml's timing constraints; the delay model subtracts it too
 
 
+# da4ml's constant-matrix solver searches common subexpressions over every decomposition depth; its
+# time grows about cubically with the kernel (+-1 kernels, 2-bit inputs, one core: 196x64 in 7.9 s,
+# 392x64 in 87 s, 784x64 unfinished after 25 min and 15 GB; measured 2026-11-26). A model with a
+# kernel of more entries than this gets plain adder trees (no sharing: more adders, same values).
+CSE_MAX_ENTRIES = 16384
+SOLVER_CSE = {"hard_dc": 2}
+SOLVER_PLAIN = {"method0": "dummy", "search_all_decompose_dc": False}
+
+
+def largest_kernel(model) -> int:
+    """Entries of the model's largest dense/conv kernel (da4ml's constant matrix per output)."""
+    sizes = [int(np.prod(layer.kernel.shape)) for layer in model.layers if getattr(layer, "kernel", None) is not None]
+    return max(sizes, default=0)
+
+
+def solver_for(model) -> tuple[dict[str, Any], str]:
+    """da4ml solver options for the model, and what they mean (for the compile notes)."""
+    n = largest_kernel(model)
+    if n > CSE_MAX_ENTRIES:
+        return SOLVER_PLAIN, f"plain adder trees (largest kernel {n:,} entries > {CSE_MAX_ENTRIES:,})"
+    return SOLVER_CSE, "common-subexpression sharing (hard_dc 2)"
+
+
 def trace(model, input_kif: tuple[int, int, int] | None = None):
     """The model's CombLogic; `input_kif` declares the input grid (sign, integer, fraction bits)."""
     from da4ml.converter import trace_model
     from da4ml.trace import HWConfig, comb_trace
 
+    options, _ = solver_for(model)
     try:
         with exact_rounding():  # RND_CONV (QKeras, QONNX ROUND) as exact tie detection in the graph
-            inp, out = trace_model(model, HWConfig(1, -1, -1), solver_options={"hard_dc": 2}, inputs_kif=input_kif)
+            inp, out = trace_model(model, HWConfig(1, -1, -1), solver_options=dict(options), inputs_kif=input_kif)
             return comb_trace(inp, out, keep_dead_inputs=True)
     except (KeyError, AssertionError, NotImplementedError) as exc:
         raise UnsupportedError(

@@ -19,17 +19,12 @@ from trigger_ml.errors import SchemaError, ToolError
 log = logging.getLogger(__name__)
 
 
-def _qonnx(src: Path, weights: Path | None, out: Path, **opts: Any) -> dict[str, Any]:
-    from trigger_ml.interop.onnx_import import import_qonnx
+def _onnx(src: Path, weights: Path | None, out: Path, **opts: Any) -> dict[str, Any]:
+    from trigger_ml.interop.onnx_front import import_file
 
-    return import_qonnx(src, out)
-
-
-def _float_onnx(src: Path, weights: Path | None, out: Path, **opts: Any) -> dict[str, Any]:
-    from trigger_ml.interop.onnx_import import FloatPolicy, import_float_onnx
-
-    policy = FloatPolicy(**{k: v for k, v in opts.items() if v is not None and k in FloatPolicy.__dataclass_fields__})
-    return import_float_onnx(src, out, policy)
+    if weights is not None:
+        raise SchemaError(f"{src}: an ONNX file holds its weights; --weights is for Keras model.json files")
+    return import_file(src, out, **opts)
 
 
 def _keras(src: Path, weights: Path | None, out: Path, **opts: Any) -> dict[str, Any]:
@@ -40,8 +35,8 @@ def _keras(src: Path, weights: Path | None, out: Path, **opts: Any) -> dict[str,
 
 # file kind -> importer(src, weights, out, **options) -> the run's import summary
 IMPORTERS: dict[str, Callable[..., dict[str, Any]]] = {
-    "qonnx": _qonnx,
-    "onnx": _float_onnx,
+    "qonnx": _onnx,  # ONNX with QONNX quantizers (Brevitas, QKeras/HGQ exports): exact against qonnx's executor
+    "onnx": _onnx,  # float ONNX (Keras, PyTorch): fidelity against onnxruntime
     "keras": _keras,  # float Keras 2: model.json + weights .h5, or a full .h5
     "qkeras": _keras,  # QKeras (Keras 2 files)
     "hgq1": _keras,  # HGQ v1 proxy model (.h5 with FixedPointQuantizer layers)
@@ -57,7 +52,7 @@ def file_kind(src: Path) -> str:
         _needs_onnx()
         import onnx
 
-        from trigger_ml.interop.graph import is_qonnx
+        from trigger_ml.interop.onnx_load import is_qonnx
 
         try:
             model = onnx.load(src, load_external_data=False)

@@ -33,6 +33,7 @@ MONOTONE = {
     "clip",
     "sigmoid",
     "tanh",
+    "selu",
     "maxpool",
     "avgpool",
     "global_avgpool",
@@ -129,7 +130,7 @@ def _node_bounds(n: Node, ins: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.
     if n.op == "lut":
         q_in = n.attrs["q_in"]
         lo, hi, _ = quant_bounds(q_in, *ins[0])
-        a, b = OPS["lut"](n, lo[None])[0], OPS["lut"](n, hi[None])[0]  # sigmoid, tanh: increasing
+        a, b = OPS["lut"](n, lo[None])[0], OPS["lut"](n, hi[None])[0]  # sigmoid, tanh, selu: increasing
         return np.minimum(a, b), np.maximum(a, b)
     raise SchemaError(f"node {n.name!r}: no bounds rule for op {n.op!r}", "add one to interop.analysis")
 
@@ -223,4 +224,4 @@ def _node_grid(n: Node, x: list[int | None], in_shape: tuple[int, ...]) -> int |
         return frac_of(n.attrs["scale"])
     if op == "threshold":
         return _max(frac_of(n.attrs.get("out_scale", 1.0)), frac_of(n.attrs.get("out_bias", 0.0)))
-    return None  # sigmoid, tanh, softmax: float
+    return None  # sigmoid, tanh, selu, softmax: float

@@ -40,6 +40,7 @@ Ops (`OPS`; attributes and weights in each entry's docstring line):
     bipolar      attrs scale                       y = scale if x >= 0 else -scale
     threshold    weights thresholds (C, T); attrs out_scale, out_bias: y = out_bias + out_scale * #(x >= t)
     identity
+    selu         attrs alpha, gamma                 float: gamma * (x if x > 0 else alpha * (exp(x) - 1))
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ import numpy as np
 from trigger_ml.errors import SchemaError, UnsupportedError
 from trigger_ml.fixed import Fixed, quantize_kif
 
-FLOAT_OPS = ("sigmoid", "tanh", "softmax")
+FLOAT_OPS = ("sigmoid", "tanh", "softmax", "selu")
 SOFTMAX_EPS = 1e-7  # hgq2 QSoftmax: 1 / (s + keras.backend.epsilon())
 
 
@@ -217,10 +218,23 @@ def _softmax(n: Node, x: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
+# Keras' selu constants (keras.activations.selu, hgq2's QUnaryFunctionLUT("selu")); ONNX's Selu
+# defaults are these rounded to float32
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+SELU_SCALE_ALPHA = 1.7580993408473768599402175208123  # TensorFlow's Selu kernel: scale_alpha * (exp(x) - 1)
+
+# the float functions a `lut` tabulates, in float64 (the names are Keras activations)
+LUT_FUNCTIONS = {
+    "sigmoid": lambda v: 1.0 / (1.0 + np.exp(-v)),
+    "tanh": np.tanh,
+    "selu": lambda v: np.where(v > 0, SELU_SCALE * v, SELU_SCALE_ALPHA * (np.exp(np.minimum(v, 0.0)) - 1.0)),
+}
+
+
 def _lut(n: Node, x: np.ndarray) -> np.ndarray:
     q_in, q_out = n.attrs["q_in"], n.attrs["q_out"]
-    fn = {"sigmoid": lambda v: 1.0 / (1.0 + np.exp(-v)), "tanh": np.tanh}[n.attrs["fn"]]
-    return q_out(fn(q_in(x)))
+    return q_out(LUT_FUNCTIONS[n.attrs["fn"]](q_in(x)))
 
 
 def softmax_table(
@@ -290,6 +304,7 @@ OPS: dict[str, Callable[..., np.ndarray]] = {
     "bipolar": lambda n, x: np.where(x >= 0, n.attrs["scale"], -n.attrs["scale"]),
     "threshold": _threshold,
     "identity": lambda n, x: x,
+    "selu": lambda n, x: n.attrs["gamma"] * np.where(x > 0, x, n.attrs["alpha"] * np.expm1(np.minimum(x, 0.0))),
 }
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from trigger_ml.interop.ir import SELU_ALPHA, SELU_SCALE
 from trigger_ml.interop.keras_build import Call, Handler, Step, channel_axis_last, same_pads, tuple_of
 
 # Keras activation names -> steps (linear: none)
@@ -22,6 +23,7 @@ ACTIVATIONS: dict[str, list[Step]] = {
     "relu6": [Step("clip", {"lo": 0.0, "hi": 6.0})],
     "sigmoid": [Step("sigmoid")],
     "tanh": [Step("tanh")],
+    "selu": [Step("selu", {"alpha": SELU_ALPHA, "gamma": SELU_SCALE})],
     "softmax": [Step("softmax", {"axis": -1})],
 }
 NOISE = (

@@ -210,6 +210,7 @@ class _Builder:
         alt = {
             "sigmoid": "apply the precision policy (lut)",
             "tanh": "apply the precision policy (lut)",
+            "selu": "apply the precision policy (lut; Keras' selu constants only)",
             "softmax": "apply the precision policy (softmax_table)",
             "bipolar": "its input must be on a grid",
             "threshold": "its input must be on a grid",
@@ -376,7 +377,14 @@ class _Builder:
             enable_ebops=False,
             name=_ident(n.name, self.used),
         )
-        self.out(n, layer(self.get(n.inputs[0], quantizing=True)), layer)
+        x = self.get(n.inputs[0], quantizing=True)
+        shape = tuple(self.shapes[n.inputs[0]])
+        if len(shape) > 1:  # hls4ml builds the table through the output quantizer on a (1, N) batch
+            x = self.k.layers.Reshape((-1,), name=_ident(f"{n.name}_flat", self.used))(x)
+        y = layer(x)
+        if len(shape) > 1:
+            y = self.k.layers.Reshape(tuple(shape), name=_ident(f"{n.name}_shape", self.used))(y)
+        self.out(n, y, layer)
 
     def op_softmax_table(self, n: Node) -> None:
         from hgq.layers import QSoftmax

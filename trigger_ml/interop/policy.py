@@ -13,7 +13,7 @@ The rule, in the order the passes apply it (`apply`):
 4. An average over a window that is not a power of two (avgpool, global_avgpool) becomes a window
    sum (a conv / dense of ones: exact) and a `scale_shift` by 1/N.
 5. A float block (a dense/conv from 3, optionally with its relu; an average from 4) whose output
-   feeds no quantizer (nor a sigmoid/tanh, whose table's input format is its quantizer) gets one: `act_frac_bits` fraction bits (RND, SAT), the integer bits of its
+   feeds no quantizer (nor a sigmoid/tanh/selu, whose table's input format is its quantizer) gets one: `act_frac_bits` fraction bits (RND, SAT), the integer bits of its
    reachable range from interval bounds (`analysis.bounds`), so it never overflows.
 6. Exactness (the FINN streamlining idea, issue 19): a `scale_shift` with a non-dyadic scale or
    shift (a batch norm, 1/N) feeding a quantizer (directly or through a relu), whose input lies on
@@ -29,13 +29,14 @@ The rule, in the order the passes apply it (`apply`):
 7. Any other `scale_shift`: dyadic ones stay exact (folded into a preceding dense/conv when that
    feeds nothing else and the result is float32-exact, else a standalone layer); non-dyadic ones
    are folded in float64 and rounded (3), or rounded where they stand, with a quantizer as in 5.
-8. sigmoid / tanh -> `lut`: input format = exactly what its input can reach (grid and bounds),
+8. sigmoid / tanh / selu (Keras' constants; a selu whose input can be positive is first split, see
+   `split_selu`) -> `lut`: input format = exactly what its input can reach (grid and bounds),
    at most `lut_max_bits` bits (else fraction bits are dropped, rounding, and the range saturated);
    output: `act_frac_bits` fraction bits (more when a table entry lies so near a rounding boundary
    that float32, in which hls4ml builds the table, would round it otherwise) and the integer bits
    of the table's values. softmax -> `softmax_table` (hls4ml's stable table softmax = hgq2's
    QSoftmax): exp input unsigned SAT, integer bits up to where exp(-d) rounds to 0, at most
-   `exp_table_bits` bits (1024 entries); inverse input unsigned SAT holding the sum of n exps, at
+   `exp_table_bits` bits (4096 entries); inverse input unsigned SAT holding the sum of n exps, at
    most `inv_table_bits` bits (4096 entries); tables of `act_frac_bits` fraction bits, widened
    until every entry rounds the same in float32 and float64 and 1/s == 1/(s + 1e-7) after rounding.
 9. Checks: every tensor on a grid, at most 53 bits (`fixed.MAX_EXACT_BITS`); one error lists every
@@ -57,10 +58,18 @@ from trigger_ml.errors import SchemaError, UnsupportedError
 from trigger_ml.fixed import MAX_EXACT_BITS, Fixed, needed_integer
 from trigger_ml.interop import analysis as A
 from trigger_ml.interop.exact_rule import replace_monotone
-from trigger_ml.interop.ir import Graph, Node, Quant
+from trigger_ml.interop.ir import SELU_ALPHA, SELU_SCALE, Graph, Node, Quant
 from trigger_ml.interop.tables import lut_formats, softmax_formats
 
 FLOAT32_BITS = 24
+LUT_OPS = ("sigmoid", "tanh", "selu")  # float activations made tables (keras activations of these names)
+SATURATING_LUTS = ("sigmoid", "tanh")  # one table over the input's reachable range, saturated beyond +-16
+
+
+def keras_selu(n: Node) -> bool:
+    """A selu with Keras' constants (ONNX's defaults are them in float32): hgq2's table computes that one."""
+    a, g = float(n.attrs.get("alpha", SELU_ALPHA)), float(n.attrs.get("gamma", SELU_SCALE))
+    return np.float32(a) == np.float32(SELU_ALPHA) and np.float32(g) == np.float32(SELU_SCALE)
 
 
 @dataclass(frozen=True)
@@ -69,7 +78,7 @@ class PolicyOptions:
     weight_bits: int = 16
     act_frac_bits: int = 10
     lut_max_bits: int = 12
-    exp_table_bits: int = 10
+    exp_table_bits: int = 12  # 4096 entries: 1024 lost argmax agreement on low-confidence five-class heads (0.948)
     inv_table_bits: int = 12
     max_enumerate: int = 1 << 22  # reachable words enumerated per scale_shift (all channels)
     max_rel_error: float = 0.01  # fidelity gates (verify): largest |fixed - source| / output range
@@ -319,7 +328,7 @@ class _Pass:
             nxt = self.sole(t)
             if nxt is not None and nxt.op == "relu":
                 t, nxt = nxt.output, self.sole(nxt.output)
-            if nxt is not None and nxt.op in ("quant", "sigmoid", "tanh"):
+            if nxt is not None and nxt.op in ("quant", *SATURATING_LUTS):
                 continue  # a lut's input format quantizes it (two quantizers in a row: hls4ml keeps the last)
             self.add_quant(t, n)
 
@@ -409,15 +418,20 @@ class _Pass:
             if nxt is None or nxt.op != "quant":
                 self.add_quant(t, block)
 
-    # -- 8. sigmoid, tanh, softmax
+    # -- 8. sigmoid, tanh, selu, softmax
 
     def float_activations(self) -> None:
-        for n in [n for n in self.g.nodes if n.op in ("sigmoid", "tanh", "softmax")]:
+        for n in [n for n in self.g.nodes if n.op in (*LUT_OPS, "softmax")]:
+            if n.op == "selu" and not keras_selu(n):
+                continue  # check() names it
             b, grids = self.facts()
             lo, hi = b[n.inputs[0]]
             f = grids[n.inputs[0]]
             if f is None:
                 continue  # check() names it
+            if n.op == "selu" and float(hi.max()) > 0:
+                self.split_selu(n)
+                continue
             if n.op == "softmax":
                 axis = int(n.attrs.get("axis", -1))
                 if axis not in (-1, len(lo.shape) - 1):
@@ -430,6 +444,51 @@ class _Pass:
                 n.attrs = {"fn": n.op, **attrs}
                 n.op = "lut"
                 self.decide(n, n.attrs["fn"], "lut (hgq2 QUnaryFunctionLUT)", True, **detail)
+
+    def split_selu(self, n: Node) -> None:
+        """selu(x) = scale * relu(x) + selu(-relu(-x)): the linear side a rounded scale (its output
+        quantized as in 5), the exponential side a table of the non-positive part, whose input
+        saturates like sigmoid's (one table over the whole range would get few fraction bits, and
+        float32 and float64 round scale * x differently on many of its entries)."""
+        x, y = n.inputs[0], n.output
+        scale = round_bits(np.array([SELU_SCALE]), self.o.weight_bits)
+        pos = Node("relu", self.fresh(f"{n.name}_pos"), [x], self.fresh(f"{y}_pos"))
+        lin = Node(
+            "scale_shift",
+            self.fresh(f"{n.name}_lin"),
+            [pos.output],
+            self.fresh(f"{y}_lin"),
+            {},
+            {"scale": scale, "shift": np.zeros(1)},
+        )
+        neg1 = Node(
+            "scale_shift",
+            self.fresh(f"{n.name}_neg"),
+            [x],
+            self.fresh(f"{y}_neg"),
+            {},
+            {"scale": -np.ones(1), "shift": np.zeros(1)},
+        )
+        neg2 = Node("relu", self.fresh(f"{n.name}_negrelu"), [neg1.output], self.fresh(f"{y}_negrelu"))
+        neg3 = Node(
+            "scale_shift",
+            self.fresh(f"{n.name}_min0"),
+            [neg2.output],
+            self.fresh(f"{y}_min0"),
+            {},
+            {"scale": -np.ones(1), "shift": np.zeros(1)},
+        )
+        table = Node("selu", self.fresh(f"{n.name}_exp"), [neg3.output], self.fresh(f"{y}_exp"), dict(n.attrs))
+        add = Node("add", n.name, [lin.output, table.output], y)
+        i = self.g.nodes.index(n)
+        self.g.nodes[i : i + 1] = [pos, lin, neg1, neg2, neg3, table, add]
+        self.add_quant(lin.output, lin)
+        self.decide(n, "selu", f"scale {scale[0]:.10g} * relu(x) + table of selu(min(x, 0))", True)
+        b, grids = self.facts()
+        lo, hi = b[table.inputs[0]]
+        attrs, detail = lut_formats("selu", float(lo.min()), float(hi.max()), grids[table.inputs[0]], self.o)
+        table.attrs, table.op = {"fn": "selu", **attrs}, "lut"
+        self.decide(table, "selu", "lut (hgq2 QUnaryFunctionLUT)", True, **detail)
 
     # -- cleanup: dyadic scale_shift into its dense/conv
 

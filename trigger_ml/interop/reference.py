@@ -6,7 +6,7 @@
   and by argmax agreement, labelled fidelity.
 
 Files (an imported run's `foreign/`, kept by compile as `reference/foreign/`):
-`model.onnx` (normalised: IR version and opset capped, see `graph.normalise`), `info.json`
+`model.onnx` (normalised: IR version and opset capped, see `onnx_load.normalise`), `info.json`
 (kind, reference, check, tolerances, import figures), `inputs.npy` and `outputs.npy` (the
 reference's outputs on the import's test vectors).
 """
@@ -23,6 +23,18 @@ from trigger_ml.layout import ForeignDir
 BATCH = 4096
 
 
+def data_inputs(model) -> list:
+    """The graph inputs that are not initializers (IR < 4 files list their weights as inputs)."""
+    inits = {t.name for t in model.graph.initializer}
+    return [i for i in model.graph.input if i.name not in inits]
+
+
+def input_shape(model) -> tuple[int, ...]:
+    """The first data input's shape without the batch axis, in the file's own layout (e.g. C, H, W)."""
+    dims = data_inputs(model)[0].type.tensor_type.shape.dim
+    return tuple(int(d.dim_value) for d in dims[1:])
+
+
 def _with_batch(model, n: int):
     """A copy of the model with batch size n on its input and output (qonnx needs static shapes)."""
     import onnx
@@ -30,7 +42,7 @@ def _with_batch(model, n: int):
     from qonnx.transformation.infer_shapes import InferShapes
 
     m = onnx.ModelProto.FromString(model.SerializeToString())
-    for vi in list(m.graph.input) + list(m.graph.output):
+    for vi in data_inputs(m) + list(m.graph.output):
         dims = vi.type.tensor_type.shape.dim
         if len(dims):
             dims[0].ClearField("dim_param")
@@ -54,28 +66,60 @@ def _batch_reshapes(m) -> None:
                 node.input[1] = name
 
 
-class QonnxExecutor:
+class _Batched:
+    """predict(x) over batches of the file's input shape: x in the file's layout (NCHW for an image
+    file) or flattened; outputs flattened, one row per event (several outputs side by side). Files
+    that only run one event at a time (Flatten axis=0, a hard-coded batch) are detected on the first
+    call (two events batched vs one by one) and then run event by event."""
+
+    name = "onnx"
+
+    def __init__(self, model) -> None:
+        self.model = model
+        self.shape = input_shape(model)
+        self.single: bool | None = None
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, np.float32).reshape(len(x), *self.shape)
+        if self.single is None and len(x) > 1:
+            one = np.concatenate([self._run(x[j : j + 1]) for j in range(2)])
+            try:
+                self.single = not np.array_equal(self._run(x[:2]), one)
+            except Exception:  # noqa: BLE001 - a file that cannot batch runs event by event
+                self.single = True
+        if self.single:
+            outs = [self._run(x[j : j + 1]) for j in range(len(x))]
+        else:
+            outs = [self._run(x[s : s + BATCH]) for s in range(0, len(x), BATCH)]
+        return np.concatenate(outs) if outs else np.zeros((0, 0))
+
+
+class QonnxExecutor(_Batched):
     """qonnx's executor on a batch (float32 in, float64 out)."""
 
     name = "qonnx"
 
     def __init__(self, model) -> None:
-        self.model = model
+        super().__init__(model)
         self._by_n: dict[int, Any] = {}
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        import warnings
+
         from qonnx.core.onnx_exec import execute_onnx
 
-        x = np.asarray(x, np.float32).reshape(len(x), -1)
-        outs = []
-        for s in range(0, len(x), BATCH):
-            xb = x[s : s + BATCH]
-            if len(xb) not in self._by_n:
-                self._by_n[len(xb)] = _with_batch(self.model, len(xb))
-            mw = self._by_n[len(xb)]
-            res = execute_onnx(mw, {mw.graph.input[0].name: xb})
-            outs.append(np.asarray(res[mw.graph.output[0].name], np.float64).reshape(len(xb), -1))
-        return np.concatenate(outs) if outs else np.zeros((0, 0))
+        if len(x) not in self._by_n:
+            self._by_n[len(x)] = _with_batch(self.model, len(x))
+        mw = self._by_n[len(x)]
+        with warnings.catch_warnings():  # shapes qonnx could not infer (a Shape/Reshape chain) are found at run time
+            warnings.simplefilter("ignore", UserWarning)
+            res = execute_onnx(mw, {data_inputs(mw.model)[0].name: x})
+        return np.concatenate(
+            [np.asarray(res[o.name], np.float64).reshape(len(x), -1) for o in mw.graph.output], axis=1
+        )
 
 
 def _symbolic_batch(model):
@@ -83,7 +127,7 @@ def _symbolic_batch(model):
     import onnx
 
     m = onnx.ModelProto.FromString(model.SerializeToString())
-    for vi in list(m.graph.input) + list(m.graph.output):
+    for vi in data_inputs(m) + list(m.graph.output):
         dims = vi.type.tensor_type.shape.dim
         if len(dims):
             dims[0].dim_param = "N"
@@ -92,24 +136,28 @@ def _symbolic_batch(model):
     return m
 
 
-class OrtSession:
+class OrtSession(_Batched):
     """onnxruntime on a batch (float32 in, float64 out)."""
 
     name = "onnxruntime"
+    exact = False  # float32 arithmetic of a float model: compared by fidelity
 
     def __init__(self, model) -> None:
         import onnxruntime as ort
 
-        model = _symbolic_batch(model)
-
+        super().__init__(model)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = opts.inter_op_num_threads = 1
-        self.sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-        self.input = self.sess.get_inputs()[0].name
+        opts.log_severity_level = 4  # a file that cannot batch is found by predict, not logged
+        self.sess = ort.InferenceSession(
+            _symbolic_batch(model).SerializeToString(), opts, providers=["CPUExecutionProvider"]
+        )
+        self.input = data_inputs(model)[0].name
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, np.float32).reshape(len(x), -1)
-        return np.asarray(self.sess.run(None, {self.input: x})[0], np.float64).reshape(len(x), -1)
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        return np.concatenate(
+            [np.asarray(y, np.float64).reshape(len(x), -1) for y in self.sess.run(None, {self.input: x})], axis=1
+        )
 
 
 def load(folder: ForeignDir):

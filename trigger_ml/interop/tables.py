@@ -1,11 +1,11 @@
 """Formats of the table ops the precision policy makes of float activations (`policy`, step 8).
 
-- `lut_formats(fn, lo, hi, f, opts)`: sigmoid/tanh as a `lut` (hgq2 QUnaryFunctionLUT): the input
+- `lut_formats(fn, lo, hi, f, opts)`: sigmoid/tanh/selu as a `lut` (hgq2 QUnaryFunctionLUT): the input
   format holds exactly the words its input can reach (hls4ml indexes the table with every bit of
   the input word, so the table must have 2**width entries for that word: layer_coverage.md), at most
-  `lut_max_bits`; the output format's fraction bits start at `act_frac_bits` and grow while a table
-  entry would round otherwise in float32 (hls4ml builds the table in float32, hgq2's float64 model
-  and da4ml in float64).
+  `lut_max_bits`; the output format's fraction bits are `act_frac_bits`, else the nearest count (more
+  first, up to `MAX_WIDEN` more, then fewer) where every table entry rounds alike in float32 and
+  float64 (hls4ml builds the table in float32; hgq2's float64 model and da4ml in float64).
 - `softmax_formats(lo, hi, f, n, opts)`: the four formats of hls4ml's stable table softmax (see the
   policy's docstring), checked the same way over every table word, and 1 / s against hgq2's
   1 / (s + 1e-7).
@@ -18,13 +18,29 @@ from typing import Any
 
 import numpy as np
 
+from trigger_ml.errors import UnsupportedError
 from trigger_ml.fixed import Fixed, needed_integer
-from trigger_ml.interop.ir import SOFTMAX_EPS, Quant
+from trigger_ml.interop.ir import LUT_FUNCTIONS, SOFTMAX_EPS, Quant
 
+
+def _keras(name: str):
+    """The Keras activation itself, in the precision of its argument (hls4ml and da4ml call it)."""
+
+    def f(v: np.ndarray) -> np.ndarray:
+        import keras
+
+        return keras.ops.convert_to_numpy(getattr(keras.activations, name)(keras.ops.convert_to_tensor(v)))
+
+    return f
+
+
+# fn -> (float64 reference, float32 as hls4ml builds the table); saturating: large inputs reach the limits
 FUNCTIONS = {
-    "sigmoid": (lambda v: 1.0 / (1.0 + np.exp(-v)), lambda v: np.float32(1) / (np.float32(1) + np.exp(-v))),
-    "tanh": (np.tanh, np.tanh),
+    "sigmoid": (LUT_FUNCTIONS["sigmoid"], lambda v: np.float32(1) / (np.float32(1) + np.exp(-v))),
+    "tanh": (LUT_FUNCTIONS["tanh"], np.tanh),
+    "selu": (_keras("selu"), _keras("selu")),
 }
+SATURATING = ("sigmoid", "tanh")  # and selu on non-positive inputs (-> -scale * alpha)
 MAX_WIDEN = 4  # extra fraction bits tried to get away from float32 rounding ties
 
 
@@ -33,28 +49,38 @@ def words(fmt: Fixed) -> np.ndarray:
     return fmt.from_raw(np.arange(fmt.min_raw, fmt.max_raw + 1))
 
 
-def _input_format(lo: float, hi: float, f: int, max_bits: int) -> tuple[Fixed, bool]:
+def _input_format(lo: float, hi: float, f: int, max_bits: int, saturating: bool) -> tuple[Fixed, bool]:
     """The tight format of [lo, hi] on 2**-f, narrowed to max_bits (fraction bits dropped first,
     then the range saturated); whether it approximates."""
     signed = lo < 0
     i = needed_integer(lo, hi, f, signed)
     if int(signed) + i + f <= max_bits:
         return Fixed(signed, i, f, "TRN", "WRAP"), False
-    i = min(i, 4)  # sigmoid(16) and tanh(16) round to their limits at any table precision used here
+    if saturating:
+        i = min(i, 4)  # sigmoid(16) and tanh(16) round to their limits at any table precision used here
+    i = min(i, max_bits - int(signed))
     f2 = max_bits - int(signed) - i
     return Fixed(signed, i, f2, "RND", "SAT"), True
 
 
 def lut_formats(fn: str, lo: float, hi: float, f: int, opts: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     f64, f32 = FUNCTIONS[fn]
-    q_in, narrowed = _input_format(lo, hi, f, opts.lut_max_bits)
+    q_in, narrowed = _input_format(lo, hi, f, opts.lut_max_bits, fn in SATURATING or (fn == "selu" and hi <= 0))
     x = words(q_in)
     v = f64(x)
     v32 = f32(x.astype(np.float32)).astype(np.float64)
-    for fo in range(opts.act_frac_bits, opts.act_frac_bits + MAX_WIDEN + 1):
+    # fraction bits: act_frac_bits, else more, else fewer: the first where every entry rounds alike in
+    # float32 (hls4ml's table) and float64 (hgq2's float64 model, da4ml)
+    tried = [*range(opts.act_frac_bits, opts.act_frac_bits + MAX_WIDEN + 1), *range(opts.act_frac_bits - 1, -1, -1)]
+    for fo in tried:
         rnd = Fixed(True, 40, fo, "RND", "SAT")
         if np.array_equal(rnd.quantize(v), rnd.quantize(v32)):
             break
+    else:
+        raise UnsupportedError(
+            f"a {fn} table on {q_in}: float32 and float64 round some entry differently at every output precision tried",
+            "quantize the activation's output in the model (a quantizer after it)",
+        )
     t = rnd.quantize(v)
     q_out = _fixed(float(t.min()), float(t.max()), fo)
     detail = {
@@ -62,7 +88,7 @@ def lut_formats(fn: str, lo: float, hi: float, f: int, opts: Any) -> tuple[dict[
         "q_out": str(q_out),
         "table_size": 2**q_in.width,
         "input_narrowed": narrowed,
-        "float32_fragile_entries": int(np.sum(Fixed(True, 40, fo, "RND", "SAT").quantize(v32) != t)),
+        "output_frac_bits": fo,
     }
     return {"q_in": Quant.of(q_in), "q_out": Quant.of(q_out)}, detail
 

@@ -1,0 +1,215 @@
+"""Every peer model (shared/peer-models) through trigger-ml and through stock hls4ml 1.3: one run,
+one table.
+
+    python tools/bench_peers.py PEER_DIR [--only a,b] [--no-stock] [--no-trigger-ml] [--synth]
+                                [--granularity name|model] [--timeout S] [--keep DIR] [--json FILE]
+
+trigger-ml, per model: `import_model` (the file, and --weights for Keras json), `compile_run`,
+`verify_firmware` (every level exact against the golden model, the RTL included), the C simulation
+on the reference inputs against the framework's own outputs (exact for the fixed-point models,
+max error / output range and argmax agreement for the others: check.py's rule), and the report's
+best LUT / FF / DSP / latency (`--synth`: yosys synthesis of the RTL). Stock hls4ml: the flow of
+tools/stock_hls4ml.py (default precision fixed<16,6>, io_parallel, Vitis C simulation), matched
+against the same reference. Each half of each model runs in its own process with a timeout, and a
+failure (an unsupported layer, a mismatch, a timeout) is recorded in its row, not raised: the table
+always has every model. Wall times are seconds on this machine (shared: read them as such).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
+EXACT = {"qk_po2_relu", "hgq_mnist_homogeneous", "TFC_1W2A_int"}  # fixed point end to end (check.py)
+
+
+def _files(entry: dict, peer: Path) -> tuple[Path, Path | None]:
+    main = next(peer / f for f in entry["files"] if f.endswith((".onnx", ".json", ".h5", ".keras")))
+    weights = next((peer / f for f in entry["files"] if f.endswith("_weights.h5")), None)
+    return main, weights if main.suffix == ".json" else None
+
+
+def trigger_ml_half(entry: dict, peer: Path, work: Path, synth: bool) -> dict:
+    """import -> compile -> verify -> C simulation vs reference -> report figures; the step that
+    failed and its error, with the figures of the steps before it."""
+    import numpy as np
+    from stock_hls4ml import compare
+
+    res: dict = {"status": "ok"}
+    step = "import"
+    try:
+        from trigger_ml.compile import Options, compile_run
+        from trigger_ml.interop import import_model
+        from trigger_ml.report.build import build
+        from trigger_ml.verify import levels
+        from trigger_ml.verify.run import verify_firmware
+
+        main, weights = _files(entry, peer)
+        run, fw = work / "run", work / "fw"
+        t = time.perf_counter()
+        import_model(main, run, weights=weights)
+        res["t_import"] = time.perf_counter() - t
+        step = "compile"
+        t = time.perf_counter()
+        compile_run(run, fw, Options())
+        res["t_compile"] = time.perf_counter() - t
+        step = "verify"
+        t = time.perf_counter()
+        out = verify_firmware(fw, None, n_fuzz=1000, rtl=True)
+        res["t_verify"] = time.perf_counter() - t
+        res["levels"] = {r.level: [r.compared - r.mismatched, r.compared] for r in out.exact}
+        res["levels_exact"] = all(r.ok for r in out.exact)
+        step = "reference"
+        ref = np.load(peer / entry["reference"])
+        res.update(compare(levels.csim(fw).predict(ref["x"]), ref["y"]))
+        step = "report"
+        t = time.perf_counter()
+        figs = build(fw, synth=synth)["figures"]
+        res["t_report"] = time.perf_counter() - t
+        res["figures"] = {k: [v["value"], v["source"]] for k, v in figs.items()}
+    except Exception as exc:  # noqa: BLE001 - record, do not stop the benchmark
+        res["status"] = f"fail:{step}"
+        res["error"] = " ".join(traceback.format_exception_only(type(exc), exc)[-1].split())[:300]
+    return res
+
+
+def stock_half(entry: dict, peer: Path, work: Path, granularity: str) -> dict:
+    from stock_hls4ml import run_peer
+
+    return run_peer(entry, peer, work, granularity=granularity)
+
+
+def _child(half: str, entry: dict, args, work: Path) -> dict:
+    """One half of one model in its own process (a hang or a crash is one failed row)."""
+    result = work / f"{half}.json"
+    cmd = [
+        sys.executable,
+        __file__,
+        str(args.peer_dir),
+        "--worker",
+        half,
+        "--only",
+        entry["name"],
+        "--json",
+        str(result),
+    ]
+    cmd += ["--granularity", args.granularity] + (["--synth"] if args.synth else []) + ["--keep", str(work)]
+    t = time.perf_counter()
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        return {"status": "fail:timeout", "error": f"more than {args.timeout} s", "t_wall": time.perf_counter() - t}
+    if p.returncode != 0 or not result.exists():
+        tail = (p.stderr or p.stdout).strip().splitlines()[-1:] or ["no output"]  # the exception's line
+        return {"status": f"fail:exit {p.returncode}", "error": tail[0][:300]}
+    return json.loads(result.read_text()) | {"t_wall": time.perf_counter() - t}
+
+
+def _match(r: dict, exact: bool) -> str:
+    if "max_err_over_range" not in r:
+        return "-"
+    if exact:
+        return f"exact {r['exact_elements']:.4f} (rows {r['exact_rows']:.3f})"
+    return f"err/range {r['max_err_over_range']:.4f}, argmax {r['argmax_agree']:.3f}"
+
+
+def _cell(r: dict | None, key: str, fmt: str = "{:.1f}") -> str:
+    return "-" if r is None or key not in r else fmt.format(r[key])
+
+
+def table(rows: list[dict]) -> str:
+    head = [
+        "model",
+        "trigger-ml import / compile / verify s",
+        "levels exact",
+        "trigger-ml vs reference",
+        "LUT / FF / DSP",
+        "latency",
+        "stock hls4ml vs reference",
+        "stock convert / compile s",
+    ]
+    out = "| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n"
+    for row in rows:
+        t, s, exact = row.get("trigger_ml"), row.get("stock"), row["name"] in EXACT
+        cells = [row["name"]]
+        if t is None:
+            cells += ["not run"] * 5
+        else:
+            times = " / ".join(_cell(t, k) for k in ("t_import", "t_compile", "t_verify"))
+            cells.append(times if t["status"] == "ok" else f"{times} ({t['status']}: {t.get('error', '')[:80]})")
+            lv = t.get("levels")
+            cells.append("-" if lv is None else ("yes" if t.get("levels_exact") else "NO") + f" ({len(lv)} levels)")
+            cells.append(_match(t, exact))
+            f = t.get("figures", {})
+            res = " / ".join(f"{f[k][0]:.0f}" if k in f else "-" for k in ("lut", "ff", "dsp"))
+            src = f.get("lut", [0, ""])[1]
+            cells.append(f"{res} ({src})" if src else res)
+            lat = f.get("latency_ns")
+            cells.append("-" if lat is None else f"{f.get('latency_cycles', ['?'])[0]:.0f} cyc, {lat[0]:.1f} ns")
+        if s is None:
+            cells += ["not run", "-"]
+        else:
+            cells.append(_match(s, exact) if s["status"] == "ok" else f"{s['status']}: {s.get('error', '')[:80]}")
+            cells.append(" / ".join(_cell(s, k) for k in ("t_convert", "t_compile")))
+        out += "| " + " | ".join(cells) + " |\n"
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("peer_dir", type=Path)
+    ap.add_argument("--only")
+    ap.add_argument("--no-stock", action="store_true")
+    ap.add_argument("--no-trigger-ml", action="store_true")
+    ap.add_argument("--synth", action="store_true", help="yosys synthesis of the RTL for the resource figures")
+    ap.add_argument("--granularity", default="name", help="stock hls4ml's config granularity (name or model)")
+    ap.add_argument("--timeout", type=float, default=3600, help="seconds per half per model")
+    ap.add_argument("--keep", type=Path, help="work here and keep the outputs")
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--worker", choices=("trigger_ml", "stock"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    man = json.loads((args.peer_dir / "manifest.json").read_text())
+    only = set(args.only.split(",")) if args.only else None
+    entries = [e for e in man if not only or e["name"] in only]
+    work = args.keep or Path(tempfile.mkdtemp(prefix="tml-bench-peers-"))
+    if args.worker:  # one half of one model, in this process
+        (entry,) = entries
+        if args.worker == "trigger_ml":
+            os.environ.setdefault("TRIGGER_ML_CACHE", str(work / "cache"))
+            res = trigger_ml_half(entry, args.peer_dir, work / "trigger_ml", args.synth)
+        else:
+            res = stock_half(entry, args.peer_dir, work / "stock", args.granularity)
+        args.json.write_text(json.dumps(res, indent=1, default=str))
+        return
+    rows = []
+    for entry in entries:
+        d = work / entry["name"]
+        d.mkdir(parents=True, exist_ok=True)
+        row = {"name": entry["name"]}
+        if not args.no_trigger_ml:
+            row["trigger_ml"] = _child("trigger_ml", entry, args, d)
+        if not args.no_stock:
+            row["stock"] = _child("stock", entry, args, d)
+        rows.append(row)
+        print(json.dumps(row, default=str)[:400], flush=True)
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=1, default=str))
+    print()
+    print(table(rows))
+    print(f"(outputs in {work})")
+
+
+if __name__ == "__main__":
+    main()
