@@ -11,7 +11,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from trigger_ml.errors import SchemaError, ToolError, UnsupportedError
+from trigger_ml.errors import SchemaError, UnsupportedError
 from trigger_ml.interop import file_kind, import_model
 from trigger_ml.interop.keras_front import read_keras2_h5, read_keras2_json, read_keras3, read_model
 
@@ -185,8 +185,8 @@ def test_unsupported_options_of_supported_layers(tmp_path):
 # ----------------------------------------------------------------------------- the adapter
 
 
-def test_import_adapter_calls_the_lowering(tmp_path, monkeypatch):
-    from trigger_ml.interop import lower
+def test_import_adapter_hands_the_graph_and_policy_to_import_graph(tmp_path, monkeypatch):
+    from trigger_ml.interop import keras_front
 
     config, weights = mlp()
     src, w = write_json_h5(tmp_path, config, weights)
@@ -196,23 +196,12 @@ def test_import_adapter_calls_the_lowering(tmp_path, monkeypatch):
         calls.append((graph, out, kw))
         return {"kind": "keras"}
 
-    monkeypatch.setattr(lower, "import_graph", import_graph, raising=False)
+    monkeypatch.setattr(keras_front, "import_graph", import_graph)
     assert import_model(src, tmp_path / "run", weights=w, input_format="fixed<12,4>") == {"kind": "keras"}
     ((graph, out, kw),) = calls
     assert [n.op for n in graph.nodes] == ["dense", "relu", "dense", "softmax"] and out == tmp_path / "run"
-    assert kw == {"files": [src, w], "input_format": "fixed<12,4>"}
-
-
-def test_import_without_the_lowering_says_so_and_writes_nothing(tmp_path):
-    from trigger_ml.interop import lower
-
-    if hasattr(lower, "import_graph"):
-        pytest.skip("the lowering is in this tree")
-    config, weights = mlp()
-    full = write_full_h5(tmp_path / "m.h5", config, weights)
-    with pytest.raises(ToolError, match="import_graph"):
-        import_model(full, tmp_path / "run")
-    assert not (tmp_path / "run").exists()
+    assert kw["foreign_files"] == [src, w]
+    assert str(kw["policy_options"].input_fixed()) == "fixed<12,4,RND,SAT>"
 
 
 def test_a_keras3_file_of_third_party_layers_is_refused(tmp_path):

@@ -40,7 +40,6 @@ from trigger_ml.interop import policy as P
 from trigger_ml.interop.reference import fidelity
 from trigger_ml.interop.rundir import card_dict, write_card_and_metrics
 from trigger_ml.layout import RunDir
-from trigger_ml.train.golden import QuantizedModel
 from trigger_ml.vectors import extreme_inputs
 
 log = logging.getLogger(__name__)
@@ -84,6 +83,8 @@ def import_graph(
     low = Lw.lower(res.graph, name)
     x = extreme_inputs(low.input_grid, low.input_shape, n_random=N_CHECK, seed=1)
     Lw.check(res.graph, low, x)
+    from trigger_ml.train.golden import QuantizedModel  # keras, only once a model is lowered
+
     y = QuantizedModel(low.model).predict(x)
     check = "exact" if res.exact else "fidelity"
     tol = {"max_rel_error": opts.max_rel_error, "argmax_agreement": opts.argmax_agreement}

@@ -40,7 +40,6 @@ from trigger_ml.interop import analysis as A
 from trigger_ml.interop.expand import expand
 from trigger_ml.interop.ir import Graph, Node
 from trigger_ml.interop.policy import float32_exact
-from trigger_ml.train.golden import QuantizedModel
 
 MAX_FRAC = 32
 IQ_OPS = ("dense", "conv", "scale_shift", "maxpool", "avgpool", "global_avgpool", "global_maxpool")
@@ -533,6 +532,8 @@ def lower(graph: Graph, name: str) -> Lowered:
 def check(graph: Graph, low: Lowered, x: np.ndarray) -> int:
     """The golden model (float64) of the lowered model against `graph.evaluate` on x, exactly; a
     difference is a MismatchError naming the first graph tensor that differs. Returns len(x)."""
+    from trigger_ml.train.golden import QuantizedModel  # keras, only when a model is checked
+
     golden = QuantizedModel(low.model)
     want = graph.evaluate(x)[0].reshape(len(x), -1)
     got = golden.predict(x)

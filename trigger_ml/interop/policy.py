@@ -446,7 +446,7 @@ class _Pass:
                 self.decide(n, n.attrs["fn"], "lut (hgq2 QUnaryFunctionLUT)", True, **detail)
 
     def split_selu(self, n: Node) -> None:
-        """selu(x) = scale * relu(x) + selu(-relu(-x)): the linear side a rounded scale (its output
+        """selu(x) = scale * relu(x) + selu(min(x, 0)), min(x, 0) = x - relu(x): the linear side a rounded scale (its output
         quantized as in 5), the exponential side a table of the non-positive part, whose input
         saturates like sigmoid's (one table over the whole range would get few fraction bits, and
         float32 and float64 round scale * x differently on many of its entries)."""
@@ -461,32 +461,20 @@ class _Pass:
             {},
             {"scale": scale, "shift": np.zeros(1)},
         )
-        neg1 = Node(
-            "scale_shift",
-            self.fresh(f"{n.name}_neg"),
-            [x],
-            self.fresh(f"{y}_neg"),
-            {},
-            {"scale": -np.ones(1), "shift": np.zeros(1)},
-        )
-        neg2 = Node("relu", self.fresh(f"{n.name}_negrelu"), [neg1.output], self.fresh(f"{y}_negrelu"))
-        neg3 = Node(
-            "scale_shift",
-            self.fresh(f"{n.name}_min0"),
-            [neg2.output],
-            self.fresh(f"{y}_min0"),
-            {},
-            {"scale": -np.ones(1), "shift": np.zeros(1)},
-        )
-        table = Node("selu", self.fresh(f"{n.name}_exp"), [neg3.output], self.fresh(f"{y}_exp"), dict(n.attrs))
+        # min(x, 0) as x - relu(x): a negation chain (-relu(-x)) gives da4ml a negative-factor table
+        # input that its interpreter indexes out of bounds (da4ml 0.5.2)
+        neg = Node("sub", self.fresh(f"{n.name}_min0"), [x, pos.output], self.fresh(f"{y}_min0"))
+        table = Node("selu", self.fresh(f"{n.name}_exp"), [neg.output], self.fresh(f"{y}_exp"), dict(n.attrs))
         add = Node("add", n.name, [lin.output, table.output], y)
         i = self.g.nodes.index(n)
-        self.g.nodes[i : i + 1] = [pos, lin, neg1, neg2, neg3, table, add]
+        self.g.nodes[i : i + 1] = [pos, lin, neg, table, add]
         self.add_quant(lin.output, lin)
         self.decide(n, "selu", f"scale {scale[0]:.10g} * relu(x) + table of selu(min(x, 0))", True)
         b, grids = self.facts()
-        lo, hi = b[table.inputs[0]]
-        attrs, detail = lut_formats("selu", float(lo.min()), float(hi.max()), grids[table.inputs[0]], self.o)
+        lo, hi = b[
+            x
+        ]  # the table's input is min(x, 0): x's lower bound, at most 0 (interval arithmetic on x - relu(x) is looser)
+        attrs, detail = lut_formats("selu", float(lo.min()), min(float(hi.max()), 0.0), grids[table.inputs[0]], self.o)
         table.attrs, table.op = {"fn": "selu", **attrs}, "lut"
         self.decide(table, "selu", "lut (hgq2 QUnaryFunctionLUT)", True, **detail)
 
