@@ -81,6 +81,14 @@ def read_run(run_dir: str | Path) -> tuple[ModelCard, dict[str, Any], Path]:
     return card, {k: v for k, v in data_meta.items() if v is not None}, model
 
 
+def _compile_sources() -> bytes:
+    """The compile stage's own code (this package and the timing model): a change to it, even within
+    one version of trigger-ml (a development install), must not be served from the cache."""
+    pkg = Path(__file__).resolve().parent
+    files = sorted([*pkg.glob("*.py"), *(pkg.parent / "timing").glob("*.py")])
+    return b"".join(p.name.encode() + p.read_bytes() for p in files)
+
+
 def compile_key(run: RunDir, card: ModelCard, opts: Options, tools: dict[str, str]) -> str:
     conf = json.dumps(
         {
@@ -106,6 +114,7 @@ def compile_key(run: RunDir, card: ModelCard, opts: Options, tools: dict[str, st
         conf,
         json.dumps(tools, sort_keys=True),
         __version__,
+        _compile_sources(),
     )
 
 

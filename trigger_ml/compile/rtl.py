@@ -71,12 +71,21 @@ def trace(model, input_kif: tuple[int, int, int] | None = None):
     try:
         with exact_rounding():  # RND_CONV (QKeras, QONNX ROUND) as exact tie detection in the graph
             inp, out = trace_model(model, HWConfig(1, -1, -1), solver_options=dict(options), inputs_kif=input_kif)
-            return comb_trace(inp, out, keep_dead_inputs=True)
+            comb = comb_trace(inp, out, keep_dead_inputs=True)
     except (KeyError, AssertionError, NotImplementedError) as exc:
         raise UnsupportedError(
             f"da4ml cannot trace model {model.name!r}: {type(exc).__name__}: {exc}",
             "da4ml takes hgq2-native layers with RND/TRN rounding and WRAP overflow; compile with --no-rtl",
         ) from exc
+    try:  # the software model's encoding: every constant and op in 64-bit words
+        comb.to_binary()
+    except OverflowError as exc:
+        raise UnsupportedError(
+            f"da4ml's software model cannot encode model {model.name!r}: a traced constant needs more than 64 bits"
+            " (da4ml 0.5's interval arithmetic over this many layers)",
+            "compile with --no-rtl; the C simulation and the import levels still verify it",
+        ) from exc
+    return comb
 
 
 def write_verilog(comb, card: ModelCard, out: Path):
