@@ -125,35 +125,47 @@ def convert(model, card: ModelCard, out: Path, strategy: str, backend: str, stam
     if backend not in BACKENDS:
         raise UnsupportedError(f"unknown hls4ml backend {backend!r}", f"use one of {list(BACKENDS)}")
     cfg = hls_config(model, card, strategy, backend)
-    chatter = io.StringIO()  # hls4ml prints its progress: keep it for --verbose
-    try:
-        with contextlib.redirect_stdout(chatter):
-            hls_model = hls4ml.converters.convert_from_keras_model(
-                model,
-                output_dir=str(out),
-                project_name=PROJECT,
-                backend=backend,
-                io_type=card.firmware.io_type,
-                hls_config=cfg,
-                part=card.firmware.part,
-                clock_period=card.firmware.clock_ns,
-                bit_exact=True,
-                write_weights_txt=False,  # weights compiled in: the emulator needs no data files
-                write_tar=False,
-            )
-            check_tables(hls_model)
-            hls_model.config.trace_output = True  # per-layer outputs in the C simulation (guarded out of synthesis)
-            hls_model.config.config = _sorted(hls_model.config.config)  # a reproducible hls4ml_config.yml
-            hls_model.write()
-    except (KeyError, AttributeError, NotImplementedError, AssertionError, ValueError) as exc:
-        raise UnsupportedError(
-            f"hls4ml cannot convert model {model.name!r} with strategy {strategy}: {type(exc).__name__}: {exc}",
-            "see `trigger-ml compile --help` for the supported layers and strategies",
-        ) from exc
-    finally:
-        log.debug("hls4ml:\n%s", chatter.getvalue())
+    what = f"hls4ml cannot convert model {model.name!r} with strategy {strategy}"
+    with hls4ml_conversion(what, "see `trigger-ml compile --help` for the supported layers and strategies"):
+        hls_model = hls4ml.converters.convert_from_keras_model(
+            model,
+            output_dir=str(out),
+            project_name=PROJECT,
+            backend=backend,
+            io_type=card.firmware.io_type,
+            hls_config=cfg,
+            part=card.firmware.part,
+            clock_period=card.firmware.clock_ns,
+            bit_exact=True,
+            write_weights_txt=False,  # weights compiled in: the emulator needs no data files
+            write_tar=False,
+        )
+        check_tables(hls_model)
+        write_project(hls_model)
     _normalise(out, hls_model.config.get_config_value("Stamp"), stamp)
     return hls_model
+
+
+@contextlib.contextmanager
+def hls4ml_conversion(what: str, fix: str):
+    """Around an hls4ml conversion: its progress prints kept for --verbose, and what hls4ml raises
+    on a model it cannot take turned into one UnsupportedError (`what`: type: message; `fix`)."""
+    chatter = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(chatter):
+            yield
+    except (KeyError, AttributeError, NotImplementedError, AssertionError, ValueError, TypeError) as exc:
+        raise UnsupportedError(f"{what}: {type(exc).__name__}: {exc}", fix) from exc
+    finally:
+        log.debug("hls4ml:\n%s", chatter.getvalue())
+
+
+def write_project(hls_model) -> None:
+    """Write the converted project: per-layer outputs in the C simulation (guarded out of synthesis)
+    and a reproducible hls4ml_config.yml."""
+    hls_model.config.trace_output = True
+    hls_model.config.config = _sorted(hls_model.config.config)
+    hls_model.write()
 
 
 def layer_precisions(hls_model) -> list[dict[str, Any]]:

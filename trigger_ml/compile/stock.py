@@ -16,14 +16,12 @@ Converters (as /work/scratch/peers/stock_hls4ml.py runs hls4ml's documented defa
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import logging
 from pathlib import Path
 from typing import Any
 
-from trigger_ml.errors import SchemaError, UnsupportedError
+from trigger_ml.errors import SchemaError
 
 log = logging.getLogger(__name__)
 LABEL = "hls4ml converter, not proven exact"
@@ -113,7 +111,7 @@ def convert(spec: dict[str, Any], foreign: Path, card, out: Path, strategy: str,
     """hls4ml's own conversion of the foreign file(s) into the project `out` (written)."""
     import hls4ml
 
-    from trigger_ml.compile.hls import STRATEGIES, _normalise, _sorted, check_strategy
+    from trigger_ml.compile.hls import STRATEGIES, _normalise, check_strategy, hls4ml_conversion, write_project
 
     check_strategy(strategy)
     files = {name: Path(foreign) / name for name in spec["files"]}
@@ -123,26 +121,16 @@ def convert(spec: dict[str, Any], foreign: Path, card, out: Path, strategy: str,
     base = hls4ml.utils.config.create_config(
         output_dir=str(out), project_name="myproject", backend=backend, **_writer(card)
     )
-    chatter = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(chatter):
-            build = _keras_v2 if spec["converter"] == "keras_v2" else _onnx
-            config, conv = build(spec, files, base, spec.get("default_precision", "fixed<16,6>"))
-            hc = config["HLSConfig"]
-            hc["Model"]["Strategy"] = STRATEGIES[strategy]
-            hc["Model"]["ReuseFactor"] = 1
-            for layer in hc.get("LayerName", {}).values():
-                layer["Trace"] = True
-            hls_model = conv(config)
-            hls_model.config.trace_output = True
-            hls_model.config.config = _sorted(hls_model.config.config)
-            hls_model.write()
-    except (KeyError, AttributeError, NotImplementedError, AssertionError, ValueError, TypeError) as exc:
-        raise UnsupportedError(
-            f"hls4ml's own converter cannot convert {sorted(files)}: {type(exc).__name__}: {exc}",
-            "nothing converts this model: neither the exact path nor stock hls4ml",
-        ) from exc
-    finally:
-        log.debug("hls4ml:\n%s", chatter.getvalue())
+    what = f"hls4ml's own converter cannot convert {sorted(files)}"
+    with hls4ml_conversion(what, "nothing converts this model: neither the exact path nor stock hls4ml"):
+        build = _keras_v2 if spec["converter"] == "keras_v2" else _onnx
+        config, conv = build(spec, files, base, spec.get("default_precision", "fixed<16,6>"))
+        hc = config["HLSConfig"]
+        hc["Model"]["Strategy"] = STRATEGIES[strategy]
+        hc["Model"]["ReuseFactor"] = 1
+        for layer in hc.get("LayerName", {}).values():
+            layer["Trace"] = True
+        hls_model = conv(config)
+        write_project(hls_model)
     _normalise(out, hls_model.config.get_config_value("Stamp"), stamp)
     return hls_model

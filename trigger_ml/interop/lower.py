@@ -242,11 +242,7 @@ class _Builder:
             **iq,
             **self.weight_confs(w, b, f"node {n.name!r}"),
         )
-        self.out(n, layer(x), layer)
-        if relu_out:
-            self.val[relu_out] = self.val.pop(n.output)
-            self.tensor_layers[relu_out] = self.tensor_layers.pop(n.output)
-        self.assign.append((layer, {"kernel": w, "bias": b}))
+        self.out_weighted(n, layer, x, relu_out, w, b)
 
     def op_conv(self, n: Node) -> None:
         from hgq.layers import QConv1D, QConv2D
@@ -295,11 +291,15 @@ class _Builder:
             **iq,
             **self.weight_confs(k, b, f"node {n.name!r}"),
         )
+        self.out_weighted(n, layer, x, relu_out, k, b)
+
+    def out_weighted(self, n: Node, layer, x, relu_out: str | None, kernel: np.ndarray, bias: np.ndarray) -> None:
+        """A dense/conv layer's output (under its fused relu's name when there is one) and its weights."""
         self.out(n, layer(x), layer)
         if relu_out:
             self.val[relu_out] = self.val.pop(n.output)
             self.tensor_layers[relu_out] = self.tensor_layers.pop(n.output)
-        self.assign.append((layer, {"kernel": k, "bias": b}))
+        self.assign.append((layer, {"kernel": kernel, "bias": bias}))
 
     def op_scale_shift(self, n: Node) -> None:
         from hgq.layers import QBatchNormalization

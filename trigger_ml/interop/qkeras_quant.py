@@ -321,16 +321,8 @@ def activation(c: Call, conf: Any, where: str = "activation") -> list[Step] | No
         return activation_steps(c, conf.strip() if isinstance(conf, str) else conf, where)
     if isinstance(conf, dict) and str(conf.get("class_name", "")).lower() in ACTIVATIONS:  # a serialized one
         return activation_steps(c, conf, where)
-    try:
-        name, a = parse(conf)
-    except ValueError as exc:
-        c.unsupported(f"{where}: {exc}", SUPPORTED)
-        return None
-    why = check(name, a, "activation")
-    if why:
-        c.unsupported(f"{where} {spelled(name, a)}: {'; '.join(why)}")
-        return None
-    return _quant_steps(name, a)
+    parsed = _parsed(c, conf, where, "activation")
+    return None if parsed is None else _quant_steps(*parsed)
 
 
 FLOAT = ("", {})  # a weight without a quantizer
@@ -340,14 +332,20 @@ def weight_quantizer(c: Call, conf: Any, role: str) -> tuple[str, dict[str, Any]
     """A weight quantizer's (name, arguments), FLOAT when there is none, None after a problem."""
     if conf is None:
         return FLOAT
+    return _parsed(c, conf, role, "weights")
+
+
+def _parsed(c: Call, conf: Any, where: str, use: str) -> tuple[str, dict[str, Any]] | None:
+    """A quantizer's (name, arguments) checked for `use` ("activation" or "weights"); None after a
+    problem (reported on `c`)."""
     try:
         name, a = parse(conf)
     except ValueError as exc:
-        c.unsupported(f"{role}: {exc}", SUPPORTED)
+        c.unsupported(f"{where}: {exc}", SUPPORTED)
         return None
-    why = check(name, a, "weights")
+    why = check(name, a, use)
     if why:
-        c.unsupported(f"{role} {spelled(name, a)}: {'; '.join(why)}")
+        c.unsupported(f"{where} {spelled(name, a)}: {'; '.join(why)}")
         return None
     return name, a
 
