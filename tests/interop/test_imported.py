@@ -110,3 +110,15 @@ def test_import_refuses_multi_input_graphs_and_writes_nothing(tmp_path):
     with pytest.raises(UnsupportedError, match="one input"):
         import_graph(g, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_lookup_tables_synthesise_with_yosys(imported_graph):
+    """da4ml's lookup tables read .mem files and ask for distributed ROM: the report's yosys flow
+    must take them (it did not: `whatever.mem`, then no mapping for the ROM)."""
+    from trigger_ml.report.build import build
+
+    run, fw, summary = imported_graph("e2e_cnn")
+    assert list((fw / "rtl" / "src" / "memfiles").glob("*.mem"))  # the case this test is about
+    figures = build(fw, synth=True)["figures"]
+    assert figures["lut"]["value"] > 0 and "yosys" in figures["lut"]["source"]

@@ -68,13 +68,16 @@ def _stage(src: Path, module: str, fam: Family, parent: Path, flow: str) -> dict
         work = Path(tmp)
         text = (src / f"{module}.v").read_text()
         statics = [p for p in sorted((src / "static").glob("*.v")) if re.search(rf"\b{p.stem}\b", text)]
-        for p in [*statics, *sorted((src / "memfiles").glob("*"))]:
+        for p in sorted((src / "memfiles").glob("*")):
             shutil.copyfile(p, work / p.name)  # lookup tables read their .mem files by relative name
+        for p in statics:  # yosys maps no distributed ROM this deep; as logic it is the same LUTs
+            (work / p.name).write_text(p.read_text().replace('"distributed"', '"logic"'))
         shutil.copyfile(src / f"{module}.v", work / f"{module}.v")
         reads = " ".join(p.name for p in statics)
         t = time.perf_counter()
         _run(
-            f"read_verilog -sv {reads} {module}.v\n"
+            (f"read_verilog -sv -defer {reads}\n" if reads else "")  # elaborated with the stage's parameters
+            + f"read_verilog -sv {module}.v\n"
             + fam.synth_script(module, flow)
             + "tee -q -o stat.json stat -json\n"
             "tee -q -o ltp.txt ltp -noff\n"
