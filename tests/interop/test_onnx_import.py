@@ -111,14 +111,15 @@ def _bad_graph():
 
     c = [
         numpy_helper.from_array(np.asarray(v, np.float32), n)
-        for n, v in (("s3", 0.3), ("z", 0.0), ("b4", 4.0), ("w", np.ones((3, 2))), ("s1", 0.5))
+        for n, v in (("s3", 0.25), ("z", 0.0), ("z1", 1.0), ("b4", 4.0), ("w", np.ones((3, 2))), ("s1", 0.5))
     ]
     nodes = [
         helper.make_node(
-            "Quant", ["x", "s3", "z", "b4"], ["xq"], domain=M.QONNX, signed=1, narrow=0, rounding_mode="ROUND"
+            "Quant", ["x", "s3", "z1", "b4"], ["xq"], domain=M.QONNX, signed=1, narrow=0, rounding_mode="ROUND"
         ),
         helper.make_node("MatMul", ["xq", "w"], ["h"]),
-        helper.make_node("Sigmoid", ["h"], ["s"]),
+        helper.make_node("Erf", ["h"], ["e"]),
+        helper.make_node("Sin", ["e"], ["s"]),
         helper.make_node(
             "Quant", ["s", "s1", "z", "b4"], ["y"], domain=M.QONNX, signed=0, narrow=1, rounding_mode="ROUND"
         ),
@@ -141,7 +142,7 @@ def test_unsupported_ops_and_quantizers_are_one_error_listing_all(tmp_path):
     with pytest.raises(UnsupportedError) as e:
         import_model(src, tmp_path / "run")
     msg = str(e.value)
-    assert "not one power of two" in msg and "Sigmoid" in msg and "narrow unsigned" in msg
+    assert "2 unsupported node(s)" in msg and "Erf" in msg and "Sin" in msg
     assert not (tmp_path / "run").exists()
 
 
@@ -233,3 +234,37 @@ def test_a_changed_foreign_model_is_a_mismatch_at_the_qonnx_level(imported, tmp_
     bad = [r for r in out.exact if not r.ok]
     assert [r.level for r in bad] == ["qonnx"] and out.exit_code == 1
     assert "qonnx" in out.diagnosis and out.reproducer is not None and out.reproducer.exists()
+
+
+def test_a_non_power_of_two_scale_and_a_sigmoid_into_a_quantizer_import_exactly(tmp_path):
+    """Quant(scale 0.3) -> MatMul -> Sigmoid -> Quant: thresholds shared by both channels (one
+    per-tensor level list), taken from qonnx's executor; exact against it at import."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from trigger_ml.interop import import_model
+
+    c = [
+        numpy_helper.from_array(np.asarray(v, np.float32), n)
+        for n, v in (("s3", 0.3), ("z", 0.0), ("b4", 4.0), ("w", np.ones((3, 2))), ("s1", 1 / 16))
+    ]
+    nodes = [
+        helper.make_node(
+            "Quant", ["x", "s3", "z", "b4"], ["xq"], domain=M.QONNX, signed=1, narrow=0, rounding_mode="ROUND"
+        ),
+        helper.make_node("MatMul", ["xq", "w"], ["h"]),
+        helper.make_node("Sigmoid", ["h"], ["s"]),
+        helper.make_node(
+            "Quant", ["s", "s1", "z", "b4"], ["y"], domain=M.QONNX, signed=0, narrow=0, rounding_mode="ROUND"
+        ),
+    ]
+    g = helper.make_graph(
+        nodes,
+        "shared_thresholds",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+        c,
+    )
+    src = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(M.QONNX, 1)]), src)
+    summary = import_model(src, tmp_path / "run")
+    assert summary["exact"] and summary["import_check"]["qonnx"]["mismatched"] == 0

@@ -238,7 +238,8 @@ def expand_thresholds(g: Graph) -> None:
             s = float(n.attrs["scale"])
             th, out_scale, out_bias = np.zeros((c, 1)), np.full(c, 2 * s), np.full(c, -s)
         else:
-            th = np.asarray(n.weights["thresholds"], np.float64).reshape(c, -1)
+            th = np.asarray(n.weights["thresholds"], np.float64)  # (C, T), or (T,) shared by every channel
+            th = np.broadcast_to(th, (c, th.shape[-1])) if th.ndim == 1 else th.reshape(c, -1)
             out_scale = np.broadcast_to(np.asarray(n.attrs.get("out_scale", 1.0), np.float64), (c,))
             out_bias = np.broadcast_to(np.asarray(n.attrs.get("out_bias", 0.0), np.float64), (c,))
         e = 2.0**-f

@@ -390,6 +390,7 @@ def _compress(a: np.ndarray, nd: int) -> np.ndarray:
 
 
 def tighten(r, sp: dict[str, Span], facts: dict[str, Any]) -> None:
+    unchanged = []  # wide quantizers that pass every reachable value as it is, read by another quantizer
     for n in r.nodes:
         s = sp[n.inputs[0]] if n.inputs else None
         if n.op == "quant" and n.attrs.get("wide") and s is not None and np.isfinite(s.lo) and np.isfinite(s.hi):
@@ -397,8 +398,14 @@ def tighten(r, sp: dict[str, Span], facts: dict[str, Any]) -> None:
             i = needed_integer(s.lo, s.hi, int(np.max(q.f)), True)
             n.attrs["q"] = ir.Quant(q.k, np.full_like(np.asarray(q.i), i), q.f, q.rounding, q.overflow)
             n.attrs.pop("wide")
+            users = _consumers(r, n.output)
+            on_grid = s.f is not None and s.f <= int(np.min(q.f)) and (s.lo >= 0 or bool(np.all(np.asarray(q.k))))
+            if on_grid and len(users) == 1 and users[0].op == "quant" and n.output not in r.outputs:
+                unchanged.append(n)  # e.g. Trunc v2's requantization of its input onto the input scale
         if n.op == "threshold" and "boundary" in n.attrs:
             facts[n.name] = _on_grid(n, s)
+    for n in unchanged:  # hls4ml keeps only the last of two quantizers in a row: drop the identity
+        _bypass(r, n)
 
 
 def _on_grid(n: ir.Node, s: Span | None) -> dict[str, Any]:
