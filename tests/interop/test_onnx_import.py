@@ -106,32 +106,44 @@ def test_ir_version_14_is_capped_and_the_run_dir_has_the_format(tmp_path):
     assert [lv["name"] for lv in info["levels"]] == ["import", "source", "qonnx"]
 
 
-def _bad_graph():
+def _quant_chain(name: str, s_in: float, z_in: float, middle: list[str], s_out: float, narrow_out: int):
+    """Quant(x, 4 bits, s_in, zero point z_in) -> MatMul (ones 3x2) -> the `middle` ops in a row ->
+    Quant(unsigned, 4 bits, s_out, narrow_out): a (1, 3) -> (1, 2) QONNX model."""
     from onnx import TensorProto, helper, numpy_helper
 
     c = [
         numpy_helper.from_array(np.asarray(v, np.float32), n)
-        for n, v in (("s3", 0.25), ("z", 0.0), ("z1", 1.0), ("b4", 4.0), ("w", np.ones((3, 2))), ("s1", 0.5))
+        for n, v in (("s_in", s_in), ("z", 0.0), ("z_in", z_in), ("b4", 4.0), ("w", np.ones((3, 2))), ("s_out", s_out))
     ]
+    names = ["h"] + [f"m{j}" for j in range(len(middle))]
     nodes = [
         helper.make_node(
-            "Quant", ["x", "s3", "z1", "b4"], ["xq"], domain=M.QONNX, signed=1, narrow=0, rounding_mode="ROUND"
+            "Quant", ["x", "s_in", "z_in", "b4"], ["xq"], domain=M.QONNX, signed=1, narrow=0, rounding_mode="ROUND"
         ),
         helper.make_node("MatMul", ["xq", "w"], ["h"]),
-        helper.make_node("Erf", ["h"], ["e"]),
-        helper.make_node("Sin", ["e"], ["s"]),
+        *[helper.make_node(op, [names[j]], [names[j + 1]]) for j, op in enumerate(middle)],
         helper.make_node(
-            "Quant", ["s", "s1", "z", "b4"], ["y"], domain=M.QONNX, signed=0, narrow=1, rounding_mode="ROUND"
+            "Quant",
+            [names[-1], "s_out", "z", "b4"],
+            ["y"],
+            domain=M.QONNX,
+            signed=0,
+            narrow=narrow_out,
+            rounding_mode="ROUND",
         ),
     ]
     g = helper.make_graph(
         nodes,
-        "bad",
+        name,
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
         c,
     )
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(M.QONNX, 1)])
+
+
+def _bad_graph():
+    return _quant_chain("bad", 0.25, 1.0, ["Erf", "Sin"], 0.5, 1)
 
 
 def test_unsupported_ops_and_quantizers_are_one_error_listing_all(tmp_path):
@@ -239,32 +251,9 @@ def test_a_changed_foreign_model_is_a_mismatch_at_the_qonnx_level(imported, tmp_
 def test_a_non_power_of_two_scale_and_a_sigmoid_into_a_quantizer_import_exactly(tmp_path):
     """Quant(scale 0.3) -> MatMul -> Sigmoid -> Quant: thresholds shared by both channels (one
     per-tensor level list), taken from qonnx's executor; exact against it at import."""
-    from onnx import TensorProto, helper, numpy_helper
-
     from trigger_ml.interop import import_model
 
-    c = [
-        numpy_helper.from_array(np.asarray(v, np.float32), n)
-        for n, v in (("s3", 0.3), ("z", 0.0), ("b4", 4.0), ("w", np.ones((3, 2))), ("s1", 1 / 16))
-    ]
-    nodes = [
-        helper.make_node(
-            "Quant", ["x", "s3", "z", "b4"], ["xq"], domain=M.QONNX, signed=1, narrow=0, rounding_mode="ROUND"
-        ),
-        helper.make_node("MatMul", ["xq", "w"], ["h"]),
-        helper.make_node("Sigmoid", ["h"], ["s"]),
-        helper.make_node(
-            "Quant", ["s", "s1", "z", "b4"], ["y"], domain=M.QONNX, signed=0, narrow=0, rounding_mode="ROUND"
-        ),
-    ]
-    g = helper.make_graph(
-        nodes,
-        "shared_thresholds",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
-        c,
-    )
     src = tmp_path / "m.onnx"
-    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(M.QONNX, 1)]), src)
+    onnx.save(_quant_chain("shared_thresholds", 0.3, 0.0, ["Sigmoid"], 1 / 16, 0), src)
     summary = import_model(src, tmp_path / "run")
     assert summary["exact"] and summary["import_check"]["qonnx"]["mismatched"] == 0
