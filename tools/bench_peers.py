@@ -130,6 +130,8 @@ def _cell(r: dict | None, key: str, fmt: str = "{:.1f}") -> str:
 
 
 def table(rows: list[dict]) -> str:
+    from stock_hls4ml import markdown_table
+
     head = [
         "model",
         "trigger-ml import / compile / verify s",
@@ -140,7 +142,7 @@ def table(rows: list[dict]) -> str:
         "stock hls4ml vs reference",
         "stock convert / compile s",
     ]
-    out = "| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n"
+    body = []
     for row in rows:
         t, s, exact = row.get("trigger_ml"), row.get("stock"), row["name"] in EXACT
         cells = [row["name"]]
@@ -163,8 +165,8 @@ def table(rows: list[dict]) -> str:
         else:
             cells.append(_match(s, exact) if s["status"] == "ok" else f"{s['status']}: {s.get('error', '')[:80]}")
             cells.append(" / ".join(_cell(s, k) for k in ("t_convert", "t_compile")))
-        out += "| " + " | ".join(cells) + " |\n"
-    return out
+        body.append(cells)
+    return markdown_table(head, body)
 
 
 def main() -> None:

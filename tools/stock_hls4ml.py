@@ -239,6 +239,12 @@ def line(r: dict) -> str:
     )
 
 
+def markdown_table(head: list[str], body: list[list[str]]) -> str:
+    """A Markdown table: the header row, the rule, one line per row of cells."""
+    lines = [head, ["---"] * len(head), *body]
+    return "".join("| " + " | ".join(cells) + " |\n" for cells in lines)
+
+
 def table(rows: list[dict]) -> str:
     head = [
         "model",
@@ -250,7 +256,7 @@ def table(rows: list[dict]) -> str:
         "compile s (g++ cpu)",
         "predict s",
     ]
-    s = "| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n"
+    body = []
     for r in rows:
         if r["status"] == "ok":
             cells = [
@@ -274,8 +280,8 @@ def table(rows: list[dict]) -> str:
                 "-",
                 "-",
             ]
-        s += "| " + " | ".join(cells) + " |\n"
-    return s
+        body.append(cells)
+    return markdown_table(head, body)
 
 
 def main() -> None:
