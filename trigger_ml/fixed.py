@@ -228,6 +228,18 @@ def smallest_holding(values: Any, signed: bool | None = None, max_frac: int = 32
     return Fixed(k, max(n - f, 0), f)
 
 
+def csd_digits(ints: np.ndarray) -> np.ndarray:
+    """Number of non-zero canonical-signed-digit digits of each integer."""
+    x = np.abs(np.asarray(ints, dtype=np.int64))
+    n = np.zeros(x.shape, dtype=np.int64)
+    while np.any(x):
+        odd = (x & 1) == 1
+        digit = np.where(odd, 2 - (x & 3), 0)  # +1 or -1 at odd positions, choosing -1 when x % 4 == 3
+        n += odd
+        x = (x - digit) >> 1
+    return n
+
+
 def needed_integer(lo: float, hi: float, frac: int, signed: bool) -> int:
     """Integer bits (sign excluded) a format with `frac` fraction bits needs to hold [lo, hi]."""
     mag = max(hi * 2.0**frac + 1, -lo * 2.0**frac if signed else 0.0, 1.0)

@@ -68,3 +68,26 @@ def test_a_dense_layer_with_half_even_input_and_output_quantizers_is_exact():
     ref = QuantizedModel(model).predict(x)
     got = np.asarray(rtl.trace(model, (1, 3, 5)).predict(x), np.float64).reshape(ref.shape)
     np.testing.assert_array_equal(got, ref)
+
+
+@pytest.mark.parametrize("shift", [20, 41])
+def test_a_constant_bound_on_a_scaled_variable_is_exact(shift):
+    """da4ml 0.5.2 builds min_of/max_of's constant with the variable's own power-of-two factor and gets
+    it wrong in the graph below factor 1 (every event differed); within exact_rounding it is exact."""
+    from decimal import Decimal
+
+    from da4ml.trace import FixedVariableArray, FixedVariableArrayInput, HWConfig, comb_trace
+
+    from trigger_ml.compile.rounding import exact_rounding
+
+    x = FixedVariableArrayInput((1,), hwconf=HWConfig(1, -1, -1)).quantize(0, 57, -32)
+    z = x * 2.0**-shift  # the factor a stack of dense layers leaves (2^-41 after four in an imported MLP)
+    xs = np.random.default_rng(0).integers(0, 2**25, (2000, 1)).astype(np.float64) * 2.0**32
+    lo, hi = (
+        Decimal(2) ** (45 - shift) + Decimal(2) ** (32 - shift),
+        Decimal(2) ** (50 - shift) - Decimal(2) ** (32 - shift),
+    )
+    with exact_rounding():
+        capped = FixedVariableArray(np.array([v.min_of(hi).max_of(lo) for v in z._vars.ravel()]), z.solver_options)
+    got = np.asarray(comb_trace(x, capped).predict(xs), np.float64).ravel()
+    np.testing.assert_array_equal(got, np.clip(xs.ravel() * 2.0**-shift, float(lo), float(hi)))

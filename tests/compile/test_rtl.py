@@ -47,3 +47,31 @@ def test_a_design_beyond_64_bit_words_is_unsupported_not_a_crash(monkeypatch):
     with pytest.raises(UnsupportedError, match="64 bits") as exc:
         rtl.trace(_dense(4, 2), (1, 2, 3))
     assert "--no-rtl" in exc.value.fix
+
+
+def test_parallel_adds_counts_csd_digits_times_positions():
+    import keras
+    from hgq.config import QuantizerConfig
+    from hgq.layers import QConv1D
+
+    model = _dense(6, 3)
+    k = np.asarray(model.layers[-1].qkernel, np.float64)  # multiples of 1/16
+    from trigger_ml.fixed import csd_digits
+
+    assert rtl.parallel_adds(model) == int(csd_digits(np.round(k * 16).astype(np.int64)).sum())
+    kq = QuantizerConfig("kif", "weight", k0=1, i0=1, f0=4, round_mode="TRN", overflow_mode="WRAP", trainable=False)
+    inp = keras.Input((20, 2))
+    conv = QConv1D(4, 3, kq_conf=kq, enable_oq=False, enable_ebops=False)  # 18 positions ('valid')
+    conv_model = keras.Model(inp, conv(inp))
+    conv.kernel.assign(np.full((3, 2, 4), 7 / 16))  # 7 = 8 - 1: two CSD digits each
+    assert rtl.parallel_adds(conv_model) == 18 * 3 * 2 * 4 * 2
+
+
+def test_a_design_beyond_any_fpga_is_not_traced(monkeypatch):
+    model = _dense(8, 4)
+    monkeypatch.setattr(rtl, "MAX_PARALLEL_ADDS", rtl.parallel_adds(model) - 1)
+    with pytest.raises(UnsupportedError, match="shift-adds fully parallel") as exc:
+        rtl.trace(model, (1, 2, 3))
+    assert "C simulation" in exc.value.fix
+    monkeypatch.setattr(rtl, "MAX_PARALLEL_ADDS", rtl.parallel_adds(model))
+    rtl.trace(model, (1, 2, 3))  # at the limit: traced

@@ -186,15 +186,17 @@ def _compile_into(
     formats = hls.io_formats(hls_model)
     iface = emulator.Interface.from_formats(formats)
 
-    # the C++ build (the critical path) runs while da4ml traces the model at a lower priority
+    # the two C++ builds of the project (the C emulator, the CMSSW plugin: the critical path, minutes
+    # each for a large project) run side by side while da4ml traces the model at a lower priority
     emulator.write_sources(fw.emulator, iface, card.name, model_sha, __version__)
-    with ThreadPoolExecutor(2) as pool:
+    with ThreadPoolExecutor(3) as pool:
         t_emu = time.perf_counter()
         emu = pool.submit(emulator.build, fw.hls, fw.emulator)
         emu.add_done_callback(lambda _: timings.__setitem__("emulator_build", time.perf_counter() - t_emu))
+        plugin_job = pool.submit(_plugin, fw, card, model_sha, iface, notes, timings)
         rtl_job = pool.submit(_background, _rtl, model, card, iface, fw.rtl, opts, notes, timings)
         lib_cached = emu.result()
-        plugin_info = _plugin(fw, card, model_sha, iface, notes, timings)  # while da4ml still traces
+        plugin_info = plugin_job.result()
         rtl_info = rtl_job.result()
 
     content = {

@@ -32,6 +32,13 @@ The patch leaves TRN and RND untouched; it adds ``RND_CONV`` and the inference m
 stochastic ``S_RND``/``S_RND_CONV`` (deterministic outside training). A model input of unspecified
 precision (``inputs_kif=None``) cannot be rounded half to even exactly (a tie depends on every lower
 bit), so that raises: declare the input format.
+
+Within the same block, a constant bound of ``max_of``/``min_of`` (SAT clamps, ReLU caps) is made with
+factor 1: da4ml 0.5.2 makes it with the variable's own power-of-two factor, which shrinks with every
+dense layer (2^-41 after four of them), and at such a factor the constant's unscaled step comes out
+wrong in the traced graph. Found on an imported 4-layer MLP's softmax: the exp table's SAT input
+clamp min_of(16 - 2^-8) returned twice its input on 200 of 1,009 events in da4ml's interpreter and
+the RTL alike (tests/compile/test_rounding.py).
 """
 
 from __future__ import annotations
@@ -46,7 +53,12 @@ from da4ml.trace.fixed_variable import FixedVariable, FixedVariableInput
 __all__ = ["exact_rounding", "round_half_even"]
 
 METHODS = ("mux", "carry")
-_ORIG = {"var": FixedVariable.quantize, "inp": FixedVariableInput.quantize}
+_ORIG = {
+    "var": FixedVariable.quantize,
+    "inp": FixedVariableInput.quantize,
+    "max_of": FixedVariable.max_of,
+    "min_of": FixedVariable.min_of,
+}
 _state = {"depth": 0, "method": "mux"}
 _lock = threading.Lock()
 
@@ -115,6 +127,21 @@ def _quantize_input(self, k, i, f, overflow_mode="WRAP", round_mode="TRN"):
     return _ORIG["inp"](self, k, i, f, overflow_mode, round_mode)
 
 
+def _bound(other, like: FixedVariable):
+    """A constant bound as a factor-1 constant (infinities and variables unchanged)."""
+    if isinstance(other, FixedVariable) or other in (float("inf"), -float("inf")):
+        return other
+    return FixedVariable.from_const(other, hwconf=like.hwconf, _factor=1)
+
+
+def _max_of(self, other):
+    return _ORIG["max_of"](self, _bound(other, self))
+
+
+def _min_of(self, other):
+    return _ORIG["min_of"](self, _bound(other, self))
+
+
 def install(method: str = "mux") -> None:
     """Patch FixedVariable(Input).quantize process-wide (idempotent; TRN and RND unchanged)."""
     if method not in METHODS:
@@ -122,11 +149,15 @@ def install(method: str = "mux") -> None:
     _state["method"] = method
     FixedVariable.quantize = _quantize
     FixedVariableInput.quantize = _quantize_input
+    FixedVariable.max_of = _max_of
+    FixedVariable.min_of = _min_of
 
 
 def uninstall() -> None:
     FixedVariable.quantize = _ORIG["var"]
     FixedVariableInput.quantize = _ORIG["inp"]
+    FixedVariable.max_of = _ORIG["max_of"]
+    FixedVariable.min_of = _ORIG["min_of"]
 
 
 @contextmanager

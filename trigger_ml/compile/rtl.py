@@ -27,6 +27,7 @@ from trigger_ml.compile.rounding import exact_rounding
 from trigger_ml.compile.verilator import build_env
 from trigger_ml.config import ModelCard
 from trigger_ml.errors import ToolError, UnsupportedError
+from trigger_ml.fixed import csd_digits, smallest_holding
 from trigger_ml.fpga import delays_of
 from trigger_ml.timing.pipeline import pipeline
 
@@ -54,6 +55,30 @@ def largest_kernel(model) -> int:
     return max(sizes, default=0)
 
 
+# A fully parallel design (da4ml's only form) with more shift-adds than this is skipped before
+# tracing: each adder is one LUT per bit, so it needs over 10 million LUTs where the largest FPGA
+# (VU19P) holds 4.1 million, and da4ml's trace would run for hours (TFC_1W2A's 117,760 took 17.6 s
+# and memory grows with it). KERAS_conv1d (three 40-tap convolutions over 100 positions): 16.1 million.
+MAX_PARALLEL_ADDS = 1_000_000
+
+
+def parallel_adds(model) -> int:
+    """Shift-adds of the fully parallel design before sharing: the non-zero canonical-signed-digit
+    digits of every dense/conv kernel, times the positions the kernel is applied at."""
+    total = 0
+    for layer in model.layers:
+        k = getattr(layer, "qkernel", None)
+        if k is None:
+            continue
+        k = np.asarray(k, dtype=np.float64)
+        fmt = smallest_holding(k, max_frac=48)
+        frac = fmt.frac if fmt is not None else 48
+        out = tuple(int(s) for s in layer.output.shape[1:])
+        positions = int(np.prod(out[:-1])) if len(out) > 1 else 1
+        total += positions * int(csd_digits(np.round(np.ldexp(k, frac)).astype(np.int64)).sum())
+    return total
+
+
 def solver_for(model) -> tuple[dict[str, Any], str]:
     """da4ml solver options for the model, and what they mean (for the compile notes)."""
     n = largest_kernel(model)
@@ -68,6 +93,14 @@ def trace(model, input_kif: tuple[int, int, int] | None = None):
     from da4ml.trace import HWConfig, comb_trace
 
     options, _ = solver_for(model)
+    adds = parallel_adds(model)
+    if adds > MAX_PARALLEL_ADDS:
+        raise UnsupportedError(
+            f"model {model.name!r} needs {adds / 1e6:.1f} million shift-adds fully parallel (over"
+            f" {MAX_PARALLEL_ADDS / 1e6:g} million: more LUTs than any FPGA holds); da4ml's RTL is not traced",
+            "the C simulation and the import levels still verify it; for RTL, a smaller model (fewer taps,"
+            " filters or positions)",
+        )
     try:
         with exact_rounding():  # RND_CONV (QKeras, QONNX ROUND) as exact tie detection in the graph
             inp, out = trace_model(model, HWConfig(1, -1, -1), solver_options=dict(options), inputs_kif=input_kif)

@@ -20,21 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from trigger_ml.fixed import csd_digits
 from trigger_ml.verify.trace import Fixed
 
 MODEL = "CSD shift-adds of non-zero weights + adder trees at accumulator width, 1 LUT per adder bit, no sharing"
-
-
-def csd_digits(ints: np.ndarray) -> np.ndarray:
-    """Number of non-zero canonical-signed-digit digits of each integer."""
-    x = np.abs(np.asarray(ints, dtype=np.int64))
-    n = np.zeros(x.shape, dtype=np.int64)
-    while np.any(x):
-        odd = (x & 1) == 1
-        digit = np.where(odd, 2 - (x & 3), 0)  # +1 or -1 at odd positions, choosing -1 when x % 4 == 3
-        n += odd
-        x = (x - digit) >> 1
-    return n
 
 
 def _width(text: str | None, default: int) -> int:
