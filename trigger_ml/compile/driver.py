@@ -189,6 +189,9 @@ def _compile_into(
     # the two C++ builds of the project (the C emulator, the CMSSW plugin: the critical path, minutes
     # each for a large project) run side by side while da4ml traces the model at a lower priority
     emulator.write_sources(fw.emulator, iface, card.name, model_sha, __version__)
+    src = fw.hls / "firmware"
+    mb = sum(p.stat().st_size for p in src.rglob("*") if p.is_file() and "ap_types" not in p.parts) / 1e6
+    log.info("g++: the C simulation and the CMSSW plugin of %.1f MB of project sources (a large one takes minutes)", mb)
     with ThreadPoolExecutor(3) as pool:
         t_emu = time.perf_counter()
         emu = pool.submit(emulator.build, fw.hls, fw.emulator)
