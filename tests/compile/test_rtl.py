@@ -7,6 +7,7 @@ import pytest
 
 from trigger_ml.compile import rtl
 from trigger_ml.errors import UnsupportedError
+from trigger_ml.fixed import csd_digits
 from trigger_ml.train.golden import QuantizedModel
 
 
@@ -56,8 +57,6 @@ def test_parallel_adds_counts_csd_digits_times_positions():
 
     model = _dense(6, 3)
     k = np.asarray(model.layers[-1].qkernel, np.float64)  # multiples of 1/16
-    from trigger_ml.fixed import csd_digits
-
     assert rtl.parallel_adds(model) == int(csd_digits(np.round(k * 16).astype(np.int64)).sum())
     kq = QuantizerConfig("kif", "weight", k0=1, i0=1, f0=4, round_mode="TRN", overflow_mode="WRAP", trainable=False)
     inp = keras.Input((20, 2))

@@ -62,6 +62,12 @@ def largest_kernel(model) -> int:
 MAX_PARALLEL_ADDS = 1_000_000
 
 
+def kernel_positions(layer) -> int:
+    """How many times a dense/conv layer applies its kernel: the output positions (1 for a dense)."""
+    out = tuple(int(s) for s in layer.output.shape[1:])
+    return int(np.prod(out[:-1])) if len(out) > 1 else 1
+
+
 def parallel_adds(model) -> int:
     """Shift-adds of the fully parallel design before sharing: the non-zero canonical-signed-digit
     digits of every dense/conv kernel, times the positions the kernel is applied at."""
@@ -73,9 +79,7 @@ def parallel_adds(model) -> int:
         k = np.asarray(k, dtype=np.float64)
         fmt = smallest_holding(k, max_frac=48)
         frac = fmt.frac if fmt is not None else 48
-        out = tuple(int(s) for s in layer.output.shape[1:])
-        positions = int(np.prod(out[:-1])) if len(out) > 1 else 1
-        total += positions * int(csd_digits(np.round(np.ldexp(k, frac)).astype(np.int64)).sum())
+        total += kernel_positions(layer) * int(csd_digits(np.round(np.ldexp(k, frac)).astype(np.int64)).sum())
     return total
 
 

@@ -471,9 +471,9 @@ class _Pass:
         self.add_quant(lin.output, lin)
         self.decide(n, "selu", f"scale {scale[0]:.10g} * relu(x) + table of selu(min(x, 0))", True)
         b, grids = self.facts()
-        lo, hi = b[
-            x
-        ]  # the table's input is min(x, 0): x's lower bound, at most 0 (interval arithmetic on x - relu(x) is looser)
+        # the table's input is min(x, 0): x's lower bound, at most 0 (interval arithmetic on x - relu(x)
+        # is looser)
+        lo, hi = b[x]
         attrs, detail = lut_formats("selu", float(lo.min()), min(float(hi.max()), 0.0), grids[table.inputs[0]], self.o)
         table.attrs, table.op = {"fn": "selu", **attrs}, "lut"
         self.decide(table, "selu", "lut (hgq2 QUnaryFunctionLUT)", True, **detail)

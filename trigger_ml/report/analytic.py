@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from trigger_ml.compile.rtl import kernel_positions
 from trigger_ml.fixed import csd_digits
 from trigger_ml.verify.trace import Fixed
 
@@ -53,8 +54,7 @@ def estimate(model, layers: list[dict[str, Any]], reuse_factor: int = 1) -> dict
         acc_bits = _width(r.get("accum"), in_bits + w_bits + 4)
         k2 = k.reshape(-1, k.shape[-1])  # (fan-in, outputs)
         nz = k2 != 0
-        out_shape = tuple(int(s) for s in layer.output.shape[1:])
-        positions = int(np.prod(out_shape[:-1])) if len(out_shape) > 1 else 1
+        positions = kernel_positions(layer)
         digits = csd_digits(ints.reshape(k2.shape))
         mult_adders = int(np.sum(np.maximum(digits - 1, 0)))
         has_bias = getattr(layer, "qbias", None) is not None
