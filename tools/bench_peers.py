@@ -2,7 +2,8 @@
 one table.
 
     python tools/bench_peers.py PEER_DIR [--only a,b] [--no-stock] [--no-trigger-ml] [--synth]
-                                [--granularity name|model] [--timeout S] [--keep DIR] [--json FILE]
+                                [--granularity name|model] [--timeout S] [--jobs N] [--keep DIR]
+                                [--json FILE]
 
 trigger-ml, per model: `import_model` (the file, and --weights for Keras json), `compile_run`,
 `verify_firmware` (every level exact against the golden model, the RTL included), the C simulation
@@ -23,6 +24,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -93,6 +95,7 @@ def stock_half(entry: dict, peer: Path, work: Path, granularity: str) -> dict:
 
 def _child(half: str, entry: dict, args, work: Path) -> dict:
     """One half of one model in its own process (a hang or a crash is one failed row)."""
+    work.mkdir(parents=True, exist_ok=True)
     result = work / f"{half}.json"
     cmd = [
         sys.executable,
@@ -169,6 +172,46 @@ def table(rows: list[dict]) -> str:
     return markdown_table(head, body)
 
 
+def _cost(entry: dict, peer: Path) -> int:
+    """Bytes of the model's files: the largest models go first, so the longest jobs start early."""
+    return sum((peer / f).stat().st_size for f in entry["files"] if (peer / f).exists())
+
+
+def _schedule(tasks: list[tuple[dict, str]], jobs: int, run, done) -> None:
+    """Run `run(entry, half)` for every task, `jobs` at a time, in order, never two halves of one
+    model at once (each may take several GB and both cores); `done(entry, half, result)` after each."""
+    lock = threading.Condition()
+    busy: set[str] = set()
+    todo = list(tasks)
+
+    def worker() -> None:
+        while True:
+            with lock:
+                while todo and all(e["name"] in busy for e, _ in todo):
+                    lock.wait()
+                if not todo:
+                    return
+                entry, half = next(t for t in todo if t[0]["name"] not in busy)
+                todo.remove((entry, half))
+                busy.add(entry["name"])
+            try:
+                res = run(entry, half)
+            except Exception as exc:  # noqa: BLE001 - one failed row, the other tasks go on
+                res = {"status": "fail:bench", "error": f"{type(exc).__name__}: {exc}"[:300]}
+            finally:
+                with lock:
+                    busy.discard(entry["name"])
+                    lock.notify_all()
+            with lock:
+                done(entry, half, res)
+
+    threads = [threading.Thread(target=worker) for _ in range(max(1, jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("peer_dir", type=Path)
@@ -178,6 +221,9 @@ def main() -> None:
     ap.add_argument("--synth", action="store_true", help="yosys synthesis of the RTL for the resource figures")
     ap.add_argument("--granularity", default="name", help="stock hls4ml's config granularity (name or model)")
     ap.add_argument("--timeout", type=float, default=3600, help="seconds per half per model")
+    ap.add_argument(
+        "--jobs", type=int, default=1, help="model halves run at the same time (wall times then share the cores)"
+    )
     ap.add_argument("--keep", type=Path, help="work here and keep the outputs")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--worker", choices=("trigger_ml", "stock"), help=argparse.SUPPRESS)
@@ -195,19 +241,18 @@ def main() -> None:
             res = stock_half(entry, args.peer_dir, work / "stock", args.granularity)
         args.json.write_text(json.dumps(res, indent=1, default=str))
         return
-    rows = []
-    for entry in entries:
-        d = work / entry["name"]
-        d.mkdir(parents=True, exist_ok=True)
-        row = {"name": entry["name"]}
-        if not args.no_trigger_ml:
-            row["trigger_ml"] = _child("trigger_ml", entry, args, d)
-        if not args.no_stock:
-            row["stock"] = _child("stock", entry, args, d)
-        rows.append(row)
-        print(json.dumps(row, default=str)[:400], flush=True)
+    halves = [h for h, off in (("trigger_ml", args.no_trigger_ml), ("stock", args.no_stock)) if not off]
+    rows = {e["name"]: {"name": e["name"]} for e in entries}
+    tasks = [(e, h) for e in sorted(entries, key=lambda e: -_cost(e, args.peer_dir)) for h in halves]
+
+    def done(entry: dict, half: str, res: dict) -> None:
+        rows[entry["name"]][half] = res
+        print(json.dumps({"name": entry["name"], half: res}, default=str)[:400], flush=True)
         if args.json:
-            args.json.write_text(json.dumps(rows, indent=1, default=str))
+            args.json.write_text(json.dumps(list(rows.values()), indent=1, default=str))
+
+    _schedule(tasks, args.jobs, lambda e, h: _child(h, e, args, work / e["name"]), done)
+    rows = list(rows.values())  # manifest order
     print()
     print(table(rows))
     print(f"(outputs in {work})")
