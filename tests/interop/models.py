@@ -4,35 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-QONNX = "qonnx.custom_op.general"
+from .front_models import QONNX, const, model, quant
 
 
-def _const(name: str, value) -> object:
-    from onnx import numpy_helper
-
-    return numpy_helper.from_array(np.asarray(value, np.float32), name)
-
-
-def _model(nodes, inits, n_in: int, n_out: int, opset: int = 13):
-    from onnx import TensorProto, helper
-
-    g = helper.make_graph(
-        nodes,
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, n_in])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, n_out])],
-        inits,
-    )
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset), helper.make_opsetid(QONNX, 1)])
-    return m
-
-
-def _quant(x: str, y: str, scale: str, bits: str, signed: int, rounding: str = "ROUND", narrow: int = 0):
-    from onnx import helper
-
-    return helper.make_node(
-        "Quant", [x, scale, "zero", bits], [y], domain=QONNX, signed=signed, narrow=narrow, rounding_mode=rounding
-    )
+def _model(nodes, inits, n_in: int, n_out: int):
+    return model(nodes, inits, (1, n_in), (1, n_out), qonnx=True)
 
 
 def qonnx_mlp_2bit(sizes=(8, 16, 8, 4), seed: int = 0, ir_version: int | None = 14):
@@ -43,32 +19,35 @@ def qonnx_mlp_2bit(sizes=(8, 16, 8, 4), seed: int = 0, ir_version: int | None = 
     rng = np.random.default_rng(seed)
     from onnx import numpy_helper
 
-    nodes = [_quant("x", "xq", "s_in", "b_in", 1), helper.make_node("Reshape", ["xq", "flat"], ["a0"])]
+    nodes = [quant("x", "xq", "s_in", "zero", "b_in", 1), helper.make_node("Reshape", ["xq", "flat"], ["a0"])]
     inits = [
         numpy_helper.from_array(np.array([1, -1], np.int64), "flat"),
-        _const("zero", 0.0),
-        _const("s_in", 2.0**-2),
-        _const("b_in", 4.0),
-        _const("s_w", 0.5),
-        _const("b2", 2.0),
-        _const("s_a", 0.5),
-        _const("s_out", 2.0**-2),
-        _const("b_out", 6.0),
+        const("zero", 0.0),
+        const("s_in", 2.0**-2),
+        const("b_in", 4.0),
+        const("s_w", 0.5),
+        const("b2", 2.0),
+        const("s_a", 0.5),
+        const("s_out", 2.0**-2),
+        const("b_out", 6.0),
     ]
     a = "a0"
     for j, (n_i, n_o) in enumerate(zip(sizes[:-1], sizes[1:])):
         w = rng.normal(0, 0.7, (n_i, n_o)).astype(np.float32)  # float weights, quantized by the graph
-        inits += [_const(f"w{j}", w), _const(f"bias{j}", rng.integers(-4, 5, n_o) / 8)]
+        inits += [const(f"w{j}", w), const(f"bias{j}", rng.integers(-4, 5, n_o) / 8)]
         nodes += [
-            _quant(f"w{j}", f"wq{j}", "s_w", "b2", 1),
+            quant(f"w{j}", f"wq{j}", "s_w", "zero", "b2", 1),
             helper.make_node("MatMul", [a, f"wq{j}"], [f"mm{j}"]),
             helper.make_node("Add", [f"mm{j}", f"bias{j}"], [f"z{j}"]),
         ]
         last = j == len(sizes) - 2
         if last:
-            nodes.append(_quant(f"z{j}", "y", "s_out", "b_out", 1))
+            nodes.append(quant(f"z{j}", "y", "s_out", "zero", "b_out", 1))
         else:
-            nodes += [helper.make_node("Relu", [f"z{j}"], [f"r{j}"]), _quant(f"r{j}", f"a{j + 1}", "s_a", "b2", 0)]
+            nodes += [
+                helper.make_node("Relu", [f"z{j}"], [f"r{j}"]),
+                quant(f"r{j}", f"a{j + 1}", "s_a", "zero", "b2", 0),
+            ]
             a = f"a{j + 1}"
     m = _model(nodes, inits, sizes[0], sizes[-1])
     if ir_version:
@@ -83,16 +62,16 @@ def qonnx_bipolar(n_in: int = 8, hidden: int = 12, n_out: int = 3, seed: int = 1
 
     rng = np.random.default_rng(seed)
     inits = [
-        _const("zero", 0.0),
-        _const("s_in", 2.0**-1),
-        _const("b_in", 3.0),
-        _const("one", 1.0),
-        _const("w0", rng.normal(size=(n_in, hidden))),
-        _const("w1", rng.normal(size=(n_out, hidden))),
-        _const("c1", rng.integers(-2, 3, n_out).astype(np.float32)),
+        const("zero", 0.0),
+        const("s_in", 2.0**-1),
+        const("b_in", 3.0),
+        const("one", 1.0),
+        const("w0", rng.normal(size=(n_in, hidden))),
+        const("w1", rng.normal(size=(n_out, hidden))),
+        const("c1", rng.integers(-2, 3, n_out).astype(np.float32)),
     ]
     nodes = [
-        _quant("x", "xq", "s_in", "b_in", 1),
+        quant("x", "xq", "s_in", "zero", "b_in", 1),
         helper.make_node("BipolarQuant", ["w0", "one"], ["w0q"], domain=QONNX),
         helper.make_node("MatMul", ["xq", "w0q"], ["z0"]),
         helper.make_node("BipolarQuant", ["z0", "one"], ["h0"], domain=QONNX),
@@ -111,8 +90,8 @@ def float_mlp(sizes=(6, 10, 3), seed: int = 2):
     nodes, inits, a = [], [], "x"
     for j, (n_i, n_o) in enumerate(zip(sizes[:-1], sizes[1:])):
         inits += [
-            _const(f"w{j}", rng.normal(0, 1 / np.sqrt(n_i), (n_i, n_o))),
-            _const(f"b{j}", rng.normal(0, 0.1, n_o)),
+            const(f"w{j}", rng.normal(0, 1 / np.sqrt(n_i), (n_i, n_o))),
+            const(f"b{j}", rng.normal(0, 0.1, n_o)),
         ]
         out = "y" if j == len(sizes) - 2 else f"z{j}"
         nodes.append(helper.make_node("Gemm", [a, f"w{j}", f"b{j}"], [out]))
@@ -121,34 +100,4 @@ def float_mlp(sizes=(6, 10, 3), seed: int = 2):
             a = f"r{j}"
     m = _model(nodes, inits, sizes[0], sizes[-1])
     del m.opset_import[1]
-    return m
-
-
-def qonnx_trunc(version: int = 1, n_in: int = 6, n_out: int = 4, seed: int = 3):
-    """Quant(input, 5 bits, scale 2**-2) -> MatMul (3-bit integer weights) -> Trunc to 3 fewer bits:
-    v1 (qonnx opset 1: floor(x / 8) on the input scale) or v2 (opset 2: floor onto scale 2**1, 6 bits)."""
-    from onnx import helper
-
-    rng = np.random.default_rng(seed)
-    inits = [
-        _const("zero", 0.0),
-        _const("s_in", 2.0**-2),
-        _const("b_in", 5.0),
-        _const("one", 1.0),
-        _const("b3", 3.0),
-        _const("w", rng.integers(-4, 4, (n_in, n_out))),
-        _const("b10", 10.0),
-        _const("b7", 7.0),
-        _const("s_out", 2.0**1),
-        _const("b6", 6.0),
-    ]
-    trunc_in = ["mm", "s_in", "zero", "b10", "b7"] if version == 1 else ["mm", "s_in", "zero", "b10", "s_out", "b6"]
-    nodes = [
-        _quant("x", "xq", "s_in", "b_in", 1),
-        _quant("w", "wq", "one", "b3", 1),
-        helper.make_node("MatMul", ["xq", "wq"], ["mm"]),
-        helper.make_node("Trunc", trunc_in, ["y"], domain=QONNX, rounding_mode="FLOOR"),
-    ]
-    m = _model(nodes, inits, n_in, n_out)
-    m.opset_import[1].version = version
     return m

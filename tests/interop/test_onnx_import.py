@@ -11,6 +11,7 @@ import pytest
 from trigger_ml.compile.cache import file_sha256
 from trigger_ml.errors import MismatchError, UnsupportedError
 
+from . import front_models as FM
 from . import models as M
 
 onnx = pytest.importorskip("onnx")
@@ -212,7 +213,7 @@ def test_trunc_imports_exactly(tmp_path, version):
     from trigger_ml.interop import import_model
 
     src = tmp_path / "t.onnx"
-    onnx.save(M.qonnx_trunc(version), src)
+    onnx.save(FM.qonnx_trunc(version)[0], src)
     summary = import_model(src, tmp_path / "run")
     assert summary["import_check"]["qonnx"]["mismatched"] == 0 and summary["import_check"]["qonnx"]["compared"] > 1000
     y = np.load(tmp_path / "run" / "foreign" / "outputs.npy")
