@@ -10,6 +10,7 @@ new environment compiles da4ml's numba functions (~2 minutes); they are cached o
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -37,6 +38,8 @@ COMB_FILE = "comb.json"
 # da4ml's build_binder.mk builds Verilator's C++ with -O: 44.8 s for the test CNN on 2 cores;
 # -O0 builds it in 7.6 s, and 20,000 events still simulate in 0.16 s (measured 2026-11-23)
 RTL_MAKE = ("slow", "CFLAGS=-std=c++17 -fPIC -O0")
+BINDER = "outputs as raw 32-bit words"  # how build_rtl_sim edits da4ml's binder (part of the cache key)
+MAX_OUT_BITS = 53  # outputs are float64: integers of up to 53 bits are exact
 CLOCK_UNCERTAINTY_NS = 0.1  # written to da4ml's timing constraints; the delay model subtracts it too
 
 
@@ -213,22 +216,15 @@ class RTLSim:
         kin, kout = get_io_kifs(comb)
         self.k_in, self.i_in, self.f_in = (int(np.max(v)) for v in kin)
         self.k_out, self.i_out, self.f_out = (int(np.max(v)) for v in kout)
-        for side, bits in (
-            ("input", self.k_in + self.i_in + self.f_in),
-            ("output", self.k_out + self.i_out + self.f_out),
-        ):
-            if bits > 32:
-                raise UnsupportedError(
-                    f"the RTL {side} is {bits} bits wide; da4ml's simulation passes at most 32",
-                    "narrow the model's output quantizer",
-                )
+        self.width = self.k_out + self.i_out + self.f_out  # da4ml's max_out_bw: every output padded to it
+        self.n_words = _out_words(self.n_out, self.width)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
         if x.shape[1] != self.n_in:
             raise ValueError(f"the RTL takes {self.n_in} inputs per event, got {x.shape[1]}")
         raw = np.ascontiguousarray(np.floor(np.ldexp(x, self.f_in)), dtype=np.int32)
-        out = np.empty((len(x), self.n_out), dtype=np.int32)
+        out = np.zeros((len(x), self.n_words), dtype=np.int32)
         if self.memfiles is None:
             self._lib.inference(raw.ctypes.data, out.ctypes.data, len(x), 1)
         else:
@@ -239,20 +235,71 @@ class RTLSim:
                     self._lib.inference(raw.ctypes.data, out.ctypes.data, len(x), 1)
                 finally:
                     os.chdir(old)
-        width = self.k_out + self.i_out + self.f_out
+        val = unpack_fields(out, self.n_out, self.width).astype(np.float64)
         signed_off = self.k_out * 2.0 ** (self.i_out + self.f_out)
-        val = np.mod(out.astype(np.float64) + signed_off, 2.0**width) - signed_off  # the RTL's own unpacking
+        val = np.mod(val + signed_off, 2.0**self.width) - signed_off  # two's complement when signed
         return np.ldexp(val, -self.f_out)
+
+
+def check_widths(comb) -> None:
+    """The simulation's limits, before anything is built: input words of at most 32 bits (da4ml's
+    binder), outputs of at most 53 (float64)."""
+    from da4ml.codegen.rtl.rtl_model import get_io_kifs
+
+    bits_in, bits_out = (sum(int(np.max(v)) for v in kif) for kif in get_io_kifs(comb))
+    if bits_in > 32:
+        raise UnsupportedError(
+            f"the RTL input is {bits_in} bits wide; da4ml's simulation passes at most 32",
+            "narrow the model's input format",
+        )
+    if bits_out > MAX_OUT_BITS:
+        raise UnsupportedError(
+            f"the RTL output is {bits_out} bits wide; float64 outputs hold {MAX_OUT_BITS} bits exactly",
+            "narrow the model's output quantizer",
+        )
+
+
+def _out_words(n_out: int, width: int) -> int:
+    return -(-n_out * width // 32)
+
+
+def unpack_fields(words: np.ndarray, n: int, width: int) -> np.ndarray:
+    """The `n` fields of `width` bits (<= 64), least significant first, of the output bus read as
+    32-bit words (one row per event): unsigned, as uint64."""
+    w = np.asarray(words).view(np.uint32).astype(np.uint64)
+    out = np.zeros((len(w), n), dtype=np.uint64)
+    mask = np.uint64((1 << width) - 1)
+    for i in range(n):
+        idx, off = divmod(i * width, 32)
+        acc, got = w[:, idx] >> np.uint64(off), 32 - off
+        while got < width:
+            idx += 1
+            acc |= w[:, idx] << np.uint64(got)
+            got += 32
+        out[:, i] = acc & mask
+    return out
+
+
+def raw_word_binder(binder: Path) -> None:
+    """Make da4ml's Verilator binder hand back the output bus as raw 32-bit words (its own unpacking
+    takes fields of at most 32 bits: TFC_1W2A's affine head is 35); `unpack_fields` splits them."""
+    text = binder.read_text()
+    n_out = int(re.search(r"N_out = (\d+);", text).group(1))
+    bw = int(re.search(r"max_out_bw = (\d+);", text).group(1))
+    text = re.sub(r"N_out = \d+;", f"N_out = {_out_words(n_out, bw)};", text)
+    binder.write_text(re.sub(r"max_out_bw = \d+;", "max_out_bw = 32;", text))
 
 
 def build_rtl_sim(rtl_dir: Path, comb=None) -> tuple[RTLSim, float, bool]:
     """Verilate and compile `rtl_dir` (or take the cached library); returns (sim, seconds, cache hit)."""
     rtl_dir = Path(rtl_dir)
     comb = comb if comb is not None else SoftwareModel.load(rtl_dir).comb
+    check_widths(comb)
     files = sorted(p for p in (rtl_dir / "src").rglob("*") if p.is_file()) + sorted((rtl_dir / "sim").glob("*"))
     key = digest(
         *(b for p in files if p.is_file() for b in (p.relative_to(rtl_dir).as_posix(), p.read_bytes())),
         " ".join(RTL_MAKE),
+        BINDER,
     )[:32]
     lib = cache.root().rtl_sim(key)
     t0 = time.perf_counter()
@@ -264,6 +311,7 @@ def build_rtl_sim(rtl_dir: Path, comb=None) -> tuple[RTLSim, float, bool]:
         work = Path(tmp) / "rtl"
         shutil.copytree(rtl_dir / "src", work / "src")
         shutil.copytree(rtl_dir / "sim", work / "sim")
+        raw_word_binder(work / "sim" / "model_wrapper_binder.cc")
         env = {
             **os.environ,
             **build_env(),
