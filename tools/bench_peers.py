@@ -128,6 +128,15 @@ def _match(r: dict, exact: bool) -> str:
     return f"err/range {r['max_err_over_range']:.4f}, argmax {r['argmax_agree']:.3f}"
 
 
+def _levels(lv: dict) -> str:
+    """`csim, da4ml, rtl 1,009/1,009` (or each level's own count where they differ)."""
+    counts = {tuple(v) for v in lv.values()}
+    if len(counts) == 1:
+        ((good, n),) = counts
+        return f"{', '.join(lv)} {good:,}/{n:,}"
+    return ", ".join(f"{k} {g:,}/{n:,}" for k, (g, n) in lv.items())
+
+
 def _cell(r: dict | None, key: str, fmt: str = "{:.1f}") -> str:
     return "-" if r is None or key not in r else fmt.format(r[key])
 
@@ -137,7 +146,7 @@ def table(rows: list[dict]) -> str:
 
     head = [
         "model",
-        "trigger-ml import / compile / verify s",
+        "trigger-ml import / compile / verify / report s",
         "levels exact",
         "trigger-ml vs reference",
         "LUT / FF / DSP",
@@ -152,14 +161,14 @@ def table(rows: list[dict]) -> str:
         if t is None:
             cells += ["not run"] * 5
         else:
-            times = " / ".join(_cell(t, k) for k in ("t_import", "t_compile", "t_verify"))
+            times = " / ".join(_cell(t, k) for k in ("t_import", "t_compile", "t_verify", "t_report"))
             cells.append(times if t["status"] == "ok" else f"{times} ({t['status']}: {t.get('error', '')[:80]})")
             lv = t.get("levels")
-            cells.append("-" if lv is None else ("yes" if t.get("levels_exact") else "NO") + f" ({len(lv)} levels)")
+            cells.append("-" if lv is None else ("yes" if t.get("levels_exact") else "NO") + f" ({_levels(lv)})")
             cells.append(_match(t, exact))
             f = t.get("figures", {})
-            res = " / ".join(f"{f[k][0]:.0f}" if k in f else "-" for k in ("lut", "ff", "dsp"))
-            src = f.get("lut", [0, ""])[1]
+            res = " / ".join(f"{f[k][0]:,.0f}" if k in f else "-" for k in ("lut", "ff", "dsp"))
+            src = f.get("lut", [0, ""])[1].split(" (")[0]  # "yosys synthesis", "da4ml estimate", ...
             cells.append(f"{res} ({src})" if src else res)
             lat = f.get("latency_ns")
             cells.append("-" if lat is None else f"{f.get('latency_cycles', ['?'])[0]:.0f} cyc, {lat[0]:.1f} ns")
