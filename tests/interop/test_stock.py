@@ -104,3 +104,90 @@ def test_stock_firmware_is_measured_against_the_source(stock_run):
     assert np.abs(y - ref["y"]).max() < 0.05
     info = json.loads((root / "run" / "foreign" / "info.json").read_text())
     assert info["levels"] == [{"name": "source", "kind": "graph", "graph": "source", "check": "fidelity"}]
+
+
+def _leaky_mlp(op: str = "LeakyRelu", seed: int = 0):
+    """Gemm -> `op` -> Gemm: LeakyRelu is outside the exact path's op table, inside hls4ml's."""
+    from .front_models import const, model, node
+
+    rng = np.random.default_rng(seed)
+    inits = [
+        const("w0", rng.normal(0, 0.5, (6, 8))),
+        const("b0", rng.normal(0, 0.1, 8)),
+        const("w1", rng.normal(0, 0.5, (8, 3))),
+        const("b1", rng.normal(0, 0.1, 3)),
+    ]
+    attrs = {"alpha": 0.25} if op == "LeakyRelu" else {}
+    nodes = [
+        node("Gemm", ["x", "w0", "b0"], ["h"]),
+        node(op, ["h"], ["a"], **attrs),
+        node("Gemm", ["a", "w1", "b1"], ["y"]),
+    ]
+    return model(nodes, inits, (1, 6), (1, 3))
+
+
+@pytest.mark.slow
+def test_an_onnx_file_the_exact_path_refuses_falls_back_to_stock_hls4ml(tmp_path):
+    """import -> compile -> verify of a file with an op only hls4ml converts: a stock run, labelled,
+    its C simulation measured against onnxruntime on the import's inputs."""
+    import onnx
+
+    from trigger_ml.compile import Options, compile_run
+    from trigger_ml.interop import import_model
+    from trigger_ml.verify.run import verify_firmware
+
+    src = tmp_path / "leaky.onnx"
+    onnx.save(_leaky_mlp(), src)
+    summary = import_model(src, tmp_path / "run")
+    assert summary["kind"] == "stock" and summary["label"] == "hls4ml converter, not proven exact"
+    assert "LeakyRelu" in summary["exact_path"] and summary["reference"] == "onnxruntime"
+    res = compile_run(tmp_path / "run", tmp_path / "fw", Options())
+    assert not res.manifest["rtl"]["written"]
+    out = verify_firmware(res.out, None, n_fuzz=200)
+    checks = {c.name.split(": ")[-1]: c for c in out.gates}
+    assert out.exact == [] and 0 <= checks["match fraction"].value <= 1
+
+
+def test_a_file_neither_path_takes_is_one_refusal_with_both_reasons(tmp_path):
+    import onnx
+
+    from trigger_ml.errors import UnsupportedError
+    from trigger_ml.interop import import_model
+
+    src = tmp_path / "sin.onnx"
+    onnx.save(_leaky_mlp("Sin"), src)
+    with pytest.raises(UnsupportedError, match="(?s)Sin.*stock hls4ml cannot convert it either"):
+        import_model(src, tmp_path / "run")
+    assert not (tmp_path / "run").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["sin.onnx"]
+
+
+@pytest.mark.slow
+def test_a_keras2_file_the_lowering_refuses_falls_back_with_its_graph_as_reference(tmp_path, monkeypatch):
+    """The Keras-family wiring: a file that is read but not expressible exactly (the refusal forced
+    here: every Keras 2 model of the supported layers is expressible) becomes a stock run whose
+    reference is the graph read from the file; compiled and measured like any stock run."""
+    import keras
+
+    from trigger_ml.compile import Options, compile_run
+    from trigger_ml.errors import UnsupportedError
+    from trigger_ml.interop import import_model, keras_front
+    from trigger_ml.verify.run import verify_firmware
+
+    from .kfiles import write_keras2
+
+    inp = keras.Input((5,), name="x")
+    y = keras.layers.Dense(3, name="d2")(keras.layers.Dense(6, activation="relu", name="d1")(inp))
+    (tmp_path / "k").mkdir()
+    arch, weights = write_keras2(keras.Model(inp, y, name="mlp"), tmp_path / "k")
+
+    def refuse(*_a, **_k):
+        raise UnsupportedError("a per-element quantizer (give every element one format)")
+
+    monkeypatch.setattr(keras_front, "import_graph", refuse)
+    summary = import_model(arch, tmp_path / "run", weights=weights)
+    assert summary["kind"] == "stock" and "per-element quantizer" in summary["exact_path"]
+    assert summary["reference"] == "source"
+    res = compile_run(tmp_path / "run", tmp_path / "fw", Options())
+    out = verify_firmware(res.out, None, n_fuzz=200)
+    checks = {c.name.split(": ")[-1]: c for c in out.gates}
+    assert 0 <= checks["match fraction"].value <= 1 and checks["first diverging layer"].detail

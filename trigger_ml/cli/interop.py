@@ -44,12 +44,15 @@ def import_cmd(
         summary = import_model(
             src, out, weights, input_format=input_format, weight_bits=weight_bits, act_frac_bits=act_frac_bits
         )
-    keys = ("kind", "input_format", "reference", "check", "tolerance", "n_inputs", "n_outputs", "layers")
+    keys = ("kind", "label", "exact_path", "input_format", "reference", "check", "tolerance", "n_inputs", "n_outputs")
+    keys += ("layers",)
     shown = {k: summary[k] for k in keys if k in summary}
     if "policy" in summary:  # the precision policy's decisions (trigger_ml.interop.policy), one line each
         shown["policy"] = [f"{d['node']}: {d['became']}" for d in summary["policy"]]
     shown.update({k: summary[k] for k in ("import_check", "predictions") if k in summary})
     results.print_json(json.dumps(shown, default=str))
+    if summary.get("kind") == "stock":
+        log.warning("the exact path refused this model; hls4ml's own converter takes it: %s", summary["label"])
     if "input_format" in summary:
         log.info("input format: %s (firmware inputs are words of it)", summary["input_format"])
     log.info("wrote %s; next: trigger-ml compile %s --out firmware/<name>", out, out)

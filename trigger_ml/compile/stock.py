@@ -95,6 +95,23 @@ def _onnx(spec: dict[str, Any], files: dict[str, Path], cfg_base: dict[str, Any]
     return config, convert
 
 
+def probe(converter: str, files: dict[str, Path], roles: dict[str, str], precision: str = "fixed<16,6>") -> None:
+    """hls4ml's own conversion of `files` (by name), nothing kept: raises what hls4ml raises. A front
+    end asks this before it falls back, so a stock run is only written for what hls4ml converts."""
+    import contextlib
+    import io
+    import tempfile
+
+    import hls4ml
+
+    spec = {"converter": converter, **roles}
+    with tempfile.TemporaryDirectory(prefix=".tml-tmp-probe-") as tmp, contextlib.redirect_stdout(io.StringIO()):
+        base = hls4ml.utils.config.create_config(output_dir=tmp, project_name="myproject", backend="Vitis")
+        build = _keras_v2 if converter == "keras_v2" else _onnx
+        config, conv = build(spec, files, base, precision)
+        conv(config)
+
+
 def _writer(card) -> dict[str, Any]:
     """hls4ml's project options as compile.hls sets them (weights compiled in: the emulator needs no files)."""
     fw = card.firmware

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from trigger_ml.errors import SchemaError
+from trigger_ml.errors import SchemaError, UnsupportedError
 from trigger_ml.interop import hgq1_front, keras_layers, qkeras_front, qkeras_quant
 from trigger_ml.interop import keras_files as kf
 from trigger_ml.interop.imported import import_graph
@@ -125,4 +125,11 @@ def import_keras(src: Path, weights: Path | None, out: Path, **opts: Any) -> dic
     as the `source` level."""
     graph = read_model(src, weights)
     files = [Path(src)] + ([Path(weights)] if weights is not None else [])
-    return import_graph(graph, Path(out), policy_options=policy_options(**opts), foreign_files=files)
+    try:
+        return import_graph(graph, Path(out), policy_options=policy_options(**opts), foreign_files=files)
+    except UnsupportedError as refused:  # read, but not expressible exactly: stock hls4ml where it converts
+        if Path(src).suffix.lower() == ".keras":
+            raise  # hls4ml's converter for Keras 2 files only
+        from trigger_ml.interop.stock import keras_fallback
+
+        return keras_fallback(Path(src), weights, graph, Path(out), refused, opts.get("input_format"))

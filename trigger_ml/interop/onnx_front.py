@@ -70,7 +70,19 @@ def import_file(src: str | Path, out: str | Path, **opts: Any) -> dict[str, Any]
     """The .onnx importer: read the file (every error raised before anything is written), then the
     precision policy, the lowering and the run directory (`interop.imported.import_graph`), with
     the normalised model as the foreign reference level (qonnx's executor for QONNX, exact;
-    onnxruntime for float ONNX, fidelity) and kept in the run's `foreign/` folder."""
+    onnxruntime for float ONNX, fidelity) and kept in the run's `foreign/` folder. What the exact
+    path refuses goes to stock hls4ml's converter when that converts it (`stock.onnx_fallback`)."""
+    src = Path(src)
+    loaded = L.load(src)
+    try:
+        return _exact(src, read(loaded), out, **opts)
+    except UnsupportedError as refused:  # stock hls4ml's converter where it converts the file
+        from trigger_ml.interop.stock import onnx_fallback
+
+        return onnx_fallback(src, loaded, Path(out), refused, opts.get("input_format"))
+
+
+def _exact(src: Path, front: Front, out: str | Path, **opts: Any) -> dict[str, Any]:
     import tempfile
 
     import onnx
@@ -79,8 +91,6 @@ def import_file(src: str | Path, out: str | Path, **opts: Any) -> dict[str, Any]
     from trigger_ml.interop.policy import policy_options
     from trigger_ml.interop.reference import OrtSession, QonnxExecutor
 
-    src = Path(src)
-    front = read(src)
     level = QonnxExecutor(front.model) if front.kind == "qonnx" else OrtSession(front.model)
     summary = {"notes": list(front.notes)} if front.notes else {}
     if front.facts:

@@ -23,7 +23,7 @@ import numpy as np
 
 from trigger_ml.atomic import atomic_dir
 from trigger_ml.compile.stock import CONVERTERS, LABEL
-from trigger_ml.errors import SchemaError
+from trigger_ml.errors import SchemaError, UnsupportedError
 from trigger_ml.fixed import Fixed, Grid
 from trigger_ml.interop import ir
 from trigger_ml.interop.imported import N_CHECK, SOURCE, to_user, user_layout
@@ -123,6 +123,91 @@ def import_stock(
         info["files"] = sorted(p.name for p in f.root.iterdir())
         f.info.write_text(json.dumps(info, indent=1))
     return out_summary
+
+
+def onnx_fallback(src: Path, model, out: Path, refused: UnsupportedError, input_format: str | None = None):
+    """A .onnx file the exact path refused (`refused`): a stock run when stock hls4ml converts it,
+    with the file's own executor (qonnx's or onnxruntime) as the reference; else one refusal naming
+    both paths' reasons. Inputs of shape (batch, features) only (an image file's layout is for the
+    exact path)."""
+    import tempfile
+
+    import onnx
+
+    from trigger_ml.compile.stock import probe
+    from trigger_ml.interop.imported import _identifier
+    from trigger_ml.interop.onnx_load import is_qonnx, normalise
+    from trigger_ml.interop.reference import OrtSession, QonnxExecutor, input_shape
+
+    shape = tuple(input_shape(model))
+    if len(model.graph.output) != 1 or len(shape) != 1:
+        raise UnsupportedError(
+            f"{refused.what}\nno fallback to hls4ml's converter: it takes one (batch, features) input and"
+            f" one output here (this file: input {list(shape)}, {len(model.graph.output)} output(s))",
+            refused.fix,
+        ) from refused
+    fmt = input_format or "fixed<16,6>"
+    model, notes = normalise(model)  # what the executors and hls4ml read (an IR version capped, ...)
+    with tempfile.TemporaryDirectory(prefix=".tml-tmp-onnx-") as tmp:
+        kept = Path(tmp) / src.name
+        onnx.save(model, kept)
+        try:
+            probe("onnx", {kept.name: kept}, {"model": kept.name}, fmt)
+        except Exception as exc:  # noqa: BLE001 - hls4ml's own error, reported beside the exact path's
+            why = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+            raise UnsupportedError(
+                f"{refused.what}\nand stock hls4ml cannot convert it either ({why})", refused.fix
+            ) from refused
+        level = QonnxExecutor(model) if is_qonnx(model) else OrtSession(model)
+        return import_stock(
+            [kept],
+            out,
+            converter="onnx",
+            input_shape=shape,
+            name=_identifier(model.graph.name or src.stem),
+            roles={"model": kept},
+            reference=level,
+            input_format=fmt,
+            summary={"exact_path": f"refused: {refused.what}", **({"notes": notes} if notes else {})},
+        )
+
+
+def keras_fallback(
+    src: Path, weights: Path | None, graph: ir.Graph, out: Path, refused: UnsupportedError, input_format: str | None
+):
+    """A Keras 2 file (json + h5, or one h5) that was read but that the exact path cannot express
+    (`refused`): a stock run when hls4ml's keras_v2 converter takes it, the graph read from the file
+    (the source's own formulas) as the reference; else one refusal naming both paths' reasons."""
+    from trigger_ml.compile.stock import probe
+    from trigger_ml.interop.imported import _identifier
+
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise UnsupportedError(
+            f"{refused.what}\nno fallback to hls4ml's converter for {len(graph.inputs)} inputs and"
+            f" {len(graph.outputs)} outputs here",
+            refused.fix,
+        ) from refused
+    files = [src] + ([Path(weights)] if weights is not None else [])
+    roles = {"weights": (weights or src).name} | ({"architecture": src.name} if weights is not None else {})
+    fmt = input_format or "fixed<16,6>"
+    try:
+        probe("keras_v2", {p.name: p for p in files}, roles, fmt)
+    except Exception as exc:  # noqa: BLE001 - hls4ml's own error, reported beside the exact path's
+        why = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        raise UnsupportedError(
+            f"{refused.what}\nand stock hls4ml cannot convert it either ({why})", refused.fix
+        ) from refused
+    return import_stock(
+        files,
+        out,
+        converter="keras_v2",
+        input_shape=tuple(graph.inputs[0].shape),
+        name=_identifier(graph.name or src.stem),
+        roles={"weights": weights or src} | ({"architecture": src} if weights is not None else {}),
+        source_graph=graph,
+        input_format=fmt,
+        summary={"exact_path": f"refused: {refused.what}"},
+    )
 
 
 def measure(y_fw: np.ndarray, y_ref: np.ndarray) -> dict[str, float]:
