@@ -33,6 +33,7 @@ from trigger_ml.layout import RunDir
 from trigger_ml.vectors import extreme_inputs
 
 TOLERANCE = {"max_rel_error": 0.01, "argmax_agreement": 0.99}
+DEFAULT_FORMAT = "fixed<16,6>"  # hls4ml's default precision: the stock firmware's input words
 
 
 def import_stock(
@@ -45,7 +46,7 @@ def import_stock(
     roles: dict[str, str],
     reference: Any = None,
     source_graph: ir.Graph | None = None,
-    input_format: str = "fixed<16,6>",
+    input_format: str = DEFAULT_FORMAT,
     layout: str = "",
     tolerance: dict[str, float] | None = None,
     summary: dict[str, Any] | None = None,
@@ -125,6 +126,19 @@ def import_stock(
     return out_summary
 
 
+def _converts(converter: str, files: dict[str, Path], roles: dict[str, str], fmt: str, refused) -> None:
+    """hls4ml's converter takes the files, or one refusal with the exact path's reasons and hls4ml's."""
+    from trigger_ml.compile.stock import probe
+
+    try:
+        probe(converter, files, roles, fmt)
+    except Exception as exc:  # noqa: BLE001 - hls4ml's own error, reported beside the exact path's
+        why = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        raise UnsupportedError(
+            f"{refused.what}\nand stock hls4ml cannot convert it either ({why})", refused.fix
+        ) from refused
+
+
 def onnx_fallback(src: Path, model, out: Path, refused: UnsupportedError, input_format: str | None = None):
     """A .onnx file the exact path refused (`refused`): a stock run when stock hls4ml converts it,
     with the file's own executor (qonnx's or onnxruntime) as the reference; else one refusal naming
@@ -134,7 +148,6 @@ def onnx_fallback(src: Path, model, out: Path, refused: UnsupportedError, input_
 
     import onnx
 
-    from trigger_ml.compile.stock import probe
     from trigger_ml.interop.imported import _identifier
     from trigger_ml.interop.onnx_load import is_qonnx, normalise
     from trigger_ml.interop.reference import OrtSession, QonnxExecutor, input_shape
@@ -146,18 +159,12 @@ def onnx_fallback(src: Path, model, out: Path, refused: UnsupportedError, input_
             f" one output here (this file: input {list(shape)}, {len(model.graph.output)} output(s))",
             refused.fix,
         ) from refused
-    fmt = input_format or "fixed<16,6>"
+    fmt = input_format or DEFAULT_FORMAT
     model, notes = normalise(model)  # what the executors and hls4ml read (an IR version capped, ...)
     with tempfile.TemporaryDirectory(prefix=".tml-tmp-onnx-") as tmp:
         kept = Path(tmp) / src.name
         onnx.save(model, kept)
-        try:
-            probe("onnx", {kept.name: kept}, {"model": kept.name}, fmt)
-        except Exception as exc:  # noqa: BLE001 - hls4ml's own error, reported beside the exact path's
-            why = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
-            raise UnsupportedError(
-                f"{refused.what}\nand stock hls4ml cannot convert it either ({why})", refused.fix
-            ) from refused
+        _converts("onnx", {kept.name: kept}, {"model": kept.name}, fmt, refused)
         level = QonnxExecutor(model) if is_qonnx(model) else OrtSession(model)
         return import_stock(
             [kept],
@@ -178,7 +185,6 @@ def keras_fallback(
     """A Keras 2 file (json + h5, or one h5) that was read but that the exact path cannot express
     (`refused`): a stock run when hls4ml's keras_v2 converter takes it, the graph read from the file
     (the source's own formulas) as the reference; else one refusal naming both paths' reasons."""
-    from trigger_ml.compile.stock import probe
     from trigger_ml.interop.imported import _identifier
 
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
@@ -189,14 +195,8 @@ def keras_fallback(
         ) from refused
     files = [src] + ([Path(weights)] if weights is not None else [])
     roles = {"weights": (weights or src).name} | ({"architecture": src.name} if weights is not None else {})
-    fmt = input_format or "fixed<16,6>"
-    try:
-        probe("keras_v2", {p.name: p for p in files}, roles, fmt)
-    except Exception as exc:  # noqa: BLE001 - hls4ml's own error, reported beside the exact path's
-        why = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
-        raise UnsupportedError(
-            f"{refused.what}\nand stock hls4ml cannot convert it either ({why})", refused.fix
-        ) from refused
+    fmt = input_format or DEFAULT_FORMAT
+    _converts("keras_v2", {p.name: p for p in files}, roles, fmt, refused)
     return import_stock(
         files,
         out,
