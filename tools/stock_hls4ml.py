@@ -208,10 +208,20 @@ def run_peer(
     except Exception as exc:  # noqa: BLE001 - record, do not stop the benchmark
         last = (traceback.format_exception_only(type(exc), exc)[-1]).strip()
         res["status"] = f"fail:{stage}"
-        res["error"] = last[:300]
+        res["error"] = (_why(exc) or last)[:300]
         if verbose:
             traceback.print_exc()
     return res
+
+
+def _why(exc: BaseException) -> str | None:
+    """A known cause in words: hls4ml's QKeras parser hands the file's quantizer config (a dict) to
+    `qkeras.get_quantizer`, which in this stack is hgq2's module (Google QKeras needs Keras 2 and is
+    not installed) and reads strings only."""
+    frames = [f.filename for f in traceback.extract_tb(exc.__traceback__)]
+    if isinstance(exc, AttributeError) and any("/qkeras/" in f for f in frames):
+        return "needs Google QKeras (hls4ml's QKeras parser; hgq2's qkeras module reads quantizer strings only)"
+    return None
 
 
 def hide_module(name: str) -> None:
