@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -43,9 +44,10 @@ def _files(entry: dict, peer: Path) -> tuple[Path, Path | None]:
     return main, weights if main.suffix == ".json" else None
 
 
-def trigger_ml_half(entry: dict, peer: Path, work: Path, synth: bool) -> dict:
+def trigger_ml_half(entry: dict, peer: Path, work: Path, synth: bool, progress: Path | None = None) -> dict:
     """import -> compile -> verify -> C simulation vs reference -> report figures; the step that
-    failed and its error, with the figures of the steps before it."""
+    failed and its error, with the figures of the steps before it. `progress`: the figures so far are
+    written there before each step (what a timeout leaves)."""
     import numpy as np
     from stock_hls4ml import compare
 
@@ -64,19 +66,23 @@ def trigger_ml_half(entry: dict, peer: Path, work: Path, synth: bool) -> dict:
         import_model(main, run, weights=weights)
         res["t_import"] = time.perf_counter() - t
         step = "compile"
+        _save(progress, res, step)
         t = time.perf_counter()
         compile_run(run, fw, Options())
         res["t_compile"] = time.perf_counter() - t
         step = "verify"
+        _save(progress, res, step)
         t = time.perf_counter()
         out = verify_firmware(fw, None, n_fuzz=1000, rtl=True)
         res["t_verify"] = time.perf_counter() - t
         res["levels"] = {r.level: [r.compared - r.mismatched, r.compared] for r in out.exact}
         res["levels_exact"] = all(r.ok for r in out.exact)
         step = "reference"
+        _save(progress, res, step)
         ref = np.load(peer / entry["reference"])
         res.update(compare(levels.csim(fw).predict(ref["x"]), ref["y"]))
         step = "report"
+        _save(progress, res, step)
         t = time.perf_counter()
         figs = build(fw, synth=synth)["figures"]
         res["t_report"] = time.perf_counter() - t
@@ -85,6 +91,11 @@ def trigger_ml_half(entry: dict, peer: Path, work: Path, synth: bool) -> dict:
         res["status"] = f"fail:{step}"
         res["error"] = " ".join(traceback.format_exception_only(type(exc), exc)[-1].split())[:300]
     return res
+
+
+def _save(path: Path | None, res: dict, step: str) -> None:
+    if path is not None:
+        path.write_text(json.dumps(res | {"step": step}, default=str))
 
 
 def stock_half(entry: dict, peer: Path, work: Path, granularity: str) -> dict:
@@ -110,10 +121,21 @@ def _child(half: str, entry: dict, args, work: Path) -> dict:
     ]
     cmd += ["--granularity", args.granularity] + (["--synth"] if args.synth else []) + ["--keep", str(work)]
     t = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+        out, err = proc.communicate(timeout=args.timeout)
     except subprocess.TimeoutExpired:
-        return {"status": "fail:timeout", "error": f"more than {args.timeout} s", "t_wall": time.perf_counter() - t}
+        os.killpg(proc.pid, signal.SIGKILL)  # the worker and what it runs (yosys, g++)
+        proc.communicate()
+        part = result.with_suffix(".part")
+        res = json.loads(part.read_text()) if part.exists() else {}  # the figures of the finished steps
+        where = f" in {res.pop('step')}" if "step" in res else ""
+        return res | {
+            "status": f"fail:timeout{where}",
+            "error": f"more than {args.timeout:.0f} s",
+            "t_wall": time.perf_counter() - t,
+        }
+    p = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
     if p.returncode != 0 or not result.exists():
         tail = (p.stderr or p.stdout).strip().splitlines()[-1:] or ["no output"]  # the exception's line
         return {"status": f"fail:exit {p.returncode}", "error": tail[0][:300]}
@@ -245,7 +267,7 @@ def main() -> None:
         (entry,) = entries
         if args.worker == "trigger_ml":
             os.environ.setdefault("TRIGGER_ML_CACHE", str(work / "cache"))
-            res = trigger_ml_half(entry, args.peer_dir, work / "trigger_ml", args.synth)
+            res = trigger_ml_half(entry, args.peer_dir, work / "trigger_ml", args.synth, args.json.with_suffix(".part"))
         else:
             res = stock_half(entry, args.peer_dir, work / "stock", args.granularity)
         args.json.write_text(json.dumps(res, indent=1, default=str))
