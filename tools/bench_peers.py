@@ -135,10 +135,9 @@ def _child(half: str, entry: dict, args, work: Path) -> dict:
             "error": f"more than {args.timeout:.0f} s",
             "t_wall": time.perf_counter() - t,
         }
-    p = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
-    if p.returncode != 0 or not result.exists():
-        tail = (p.stderr or p.stdout).strip().splitlines()[-1:] or ["no output"]  # the exception's line
-        return {"status": f"fail:exit {p.returncode}", "error": tail[0][:300]}
+    if proc.returncode != 0 or not result.exists():
+        tail = (err or out).strip().splitlines()[-1:] or ["no output"]  # the exception's line
+        return {"status": f"fail:exit {proc.returncode}", "error": tail[0][:300]}
     return json.loads(result.read_text()) | {"t_wall": time.perf_counter() - t}
 
 

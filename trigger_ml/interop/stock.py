@@ -194,16 +194,16 @@ def keras_fallback(
             refused.fix,
         ) from refused
     files = [src] + ([Path(weights)] if weights is not None else [])
-    roles = {"weights": (weights or src).name} | ({"architecture": src.name} if weights is not None else {})
+    roles = {"weights": Path(weights or src)} | ({"architecture": src} if weights is not None else {})
     fmt = input_format or DEFAULT_FORMAT
-    _converts("keras_v2", {p.name: p for p in files}, roles, fmt, refused)
+    _converts("keras_v2", {p.name: p for p in files}, {k: p.name for k, p in roles.items()}, fmt, refused)
     return import_stock(
         files,
         out,
         converter="keras_v2",
         input_shape=tuple(graph.inputs[0].shape),
         name=_identifier(graph.name or src.stem),
-        roles={"weights": weights or src} | ({"architecture": src} if weights is not None else {}),
+        roles=roles,
         source_graph=graph,
         input_format=fmt,
         summary={"exact_path": f"refused: {refused.what}"},
