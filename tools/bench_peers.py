@@ -84,9 +84,10 @@ def trigger_ml_half(entry: dict, peer: Path, work: Path, synth: bool, progress: 
         step = "report"
         _save(progress, res, step)
         t = time.perf_counter()
-        figs = build(fw, synth=synth)["figures"]
+        rep = build(fw, synth=synth)
         res["t_report"] = time.perf_counter() - t
-        res["figures"] = {k: [v["value"], v["source"]] for k, v in figs.items()}
+        res["figures"] = {k: [v["value"], v["source"]] for k, v in rep["figures"].items()}
+        res["synth_skipped"] = rep["synth_skipped"]
     except Exception as exc:  # noqa: BLE001 - record, do not stop the benchmark
         res["status"] = f"fail:{step}"
         res["error"] = " ".join(traceback.format_exception_only(type(exc), exc)[-1].split())[:300]
@@ -190,6 +191,8 @@ def table(rows: list[dict]) -> str:
             f = t.get("figures", {})
             res = " / ".join(f"{f[k][0]:,.0f}" if k in f else "-" for k in ("lut", "ff", "dsp"))
             src = f.get("lut", [0, ""])[1].split(" (")[0]  # "yosys synthesis", "da4ml estimate", ...
+            if t.get("synth_skipped"):  # the report's size cap: say so in the row, not only in the log
+                src += f", {t['synth_skipped'].split(' (')[0]}"
             cells.append(f"{res} ({src})" if src else res)
             lat = f.get("latency_ns")
             cells.append("-" if lat is None else f"{f.get('latency_cycles', ['?'])[0]:.0f} cyc, {lat[0]:.1f} ns")

@@ -2,6 +2,7 @@
 reports parsed with hls4ml's reader and preferred, and the full report of each reference model."""
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -168,6 +169,27 @@ def test_report_of_every_reference_model_and_the_menu(compiled, tmp_path, capsys
     menu = (tmp_path / "menu.md").read_text()
     assert all(name in menu for name in ("eg_mlp", "ad_autoencoder", "eg_cnn"))
     assert "trigger menu" in capsys.readouterr().out
+
+
+def test_yosys_is_not_run_above_the_lut_cap_and_the_report_says_why(compiled, tmp_path):
+    import inspect
+
+    from trigger_ml.cli.stages import report_cmd
+    from trigger_ml.report.build import SYNTH_MAX_LUT, too_big_for_yosys
+
+    fw = tmp_path / "fw"
+    shutil.copytree(compiled("eg_mlp", "latency").out, fw)
+    est = json.loads((fw / "manifest.json").read_text())["rtl"]["estimate"]["lut"]  # e.g. 1471.5
+    assert too_big_for_yosys({"estimate": {"lut": est}}, math.ceil(est)) is None  # within the cap: synthesised
+    assert too_big_for_yosys({"estimate": {"lut": est}}, 0) is None  # 0: no cap
+    assert too_big_for_yosys({}, 1) is None  # no da4ml estimate: nothing to judge by
+    assert inspect.signature(report_cmd).parameters["synth_max_lut"].default == SYNTH_MAX_LUT
+    main(["report", str(fw), "--synth-max-lut", str(math.ceil(est) - 1)])
+    rep = json.loads((fw / "report" / "report.json").read_text())
+    assert rep["synth_skipped"].startswith(f"yosys not run: da4ml estimates {est:,.0f} LUT")
+    assert rep["figures"]["lut"]["source"] == "da4ml estimate" and rep["sources"]["yosys"] is None
+    assert not (fw / "report" / "synth.json").exists()
+    assert rep["synth_skipped"] in (fw / "report" / "report.md").read_text()
 
 
 def test_report_of_a_directory_that_is_not_compiled_exits_3(tmp_path):

@@ -234,6 +234,10 @@ def verify_cmd(
 def report_cmd(
     firmware: Annotated[list[Path], typer.Argument(help="compiled model directories (several: a summary table too)")],
     synth: Synth = True,
+    synth_max_lut: Annotated[
+        int,
+        typer.Option(min=0, help="do not run yosys when da4ml estimates more LUTs than this (0: always run it)"),
+    ] = 1_000_000,
     summary: Annotated[
         Path | None,
         typer.Option(help="write the summary table (Markdown) here; default with several models: menu.md beside them"),
@@ -250,7 +254,7 @@ def report_cmd(
     reps = []
     for fw in firmware:
         with console.status(f"{fw}: report{' (yosys synthesis of the RTL)' if synth else ''}"):
-            rep = R.write(fw, synth=synth)
+            rep = R.write(fw, synth=synth, synth_max_lut=synth_max_lut)
         reps.append(rep)
         table = Table(title=f"{fw}: latency and resources ({rep['target']['part']}, {rep['target']['clock_ns']:g} ns)")
         for col in ("quantity", "value", "source"):

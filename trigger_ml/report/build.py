@@ -4,6 +4,14 @@ model, and a one-table summary across models (the trigger-menu view).
 Everything lands in `<firmware>/report/`, written in a temporary directory and renamed into
 place. yosys results are cached by the hash of the RTL sources and the synthesis command, so a
 second report of an unchanged design does not synthesise again.
+
+yosys is not run when da4ml estimates more than `SYNTH_MAX_LUT` LUTs (the report then gives
+da4ml's estimate and says why; `trigger-ml report --synth-max-lut 0` synthesises anyway). Its time
+grows with the design: measured on this project's 2-core machine (2026-11-26, beside other jobs),
+jetTagger_Conv2D_Small_NoBatchNorm (509,122 LUT after synthesis, 25 stages) took 1,097-1,602 s;
+conv2d_small_mp_keras (da4ml: 2,023,672 LUT, 37 stages, 12.6 MB of Verilog) had not finished after
+2,750 s. A design above the cap is larger than half the biggest Virtex UltraScale+ (VU13P:
+1,728,000 LUT), far beyond what a Level-1 trigger algorithm is given.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from trigger_ml.train.fit import load_model
 from trigger_ml.verify.gates import VERDICT, Check
 
 log = logging.getLogger(__name__)
+SYNTH_MAX_LUT = 1_000_000  # da4ml's LUT estimate above which yosys is not run (0: no cap)
 LABELS = {
     "latency_cycles": "latency (cycles)",
     "latency_ns": "latency (ns)",
@@ -61,12 +70,26 @@ def synthesize_cached(rtl_dir: Path, part: str) -> tuple[dict[str, Any], bool]:
     return syn, False
 
 
-def build(fw_dir: str | Path, synth: bool = True) -> dict[str, Any]:
-    """Collect every figure of a compiled model (synthesising the RTL with yosys if asked)."""
-    return _build(Path(fw_dir), synth)[0]
+def too_big_for_yosys(rtl: dict[str, Any], max_lut: int = SYNTH_MAX_LUT) -> str | None:
+    """Why yosys is not run on this RTL (the manifest's `rtl` entry), or None when it is."""
+    lut = (rtl.get("estimate") or {}).get("lut")
+    if not max_lut or lut is None or lut <= max_lut:
+        return None
+    return (
+        f"yosys not run: da4ml estimates {lut:,.0f} LUT, above the report's cap of {max_lut:,} "
+        "(`trigger-ml report --synth-max-lut 0` runs yosys anyway)"
+    )
 
 
-def _build(fw_dir: Path, synth: bool) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def build(fw_dir: str | Path, synth: bool = True, synth_max_lut: int = SYNTH_MAX_LUT) -> dict[str, Any]:
+    """Collect every figure of a compiled model (synthesising the RTL with yosys if asked and if
+    da4ml estimates at most `synth_max_lut` LUTs)."""
+    return _build(Path(fw_dir), synth, synth_max_lut)[0]
+
+
+def _build(
+    fw_dir: Path, synth: bool, synth_max_lut: int = SYNTH_MAX_LUT
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The report dict and the full yosys result (per-stage cells, for synth.json and the plot)."""
     fw = FirmwareDir(fw_dir)
     m = manifest.read(fw.root)
@@ -75,7 +98,10 @@ def _build(fw_dir: Path, synth: bool) -> tuple[dict[str, Any], dict[str, Any] | 
     t0 = time.perf_counter()
     est = analytic.estimate(load_model(fw.model), m["layers"], card.firmware.reuse_factor)
     syn, cached = (None, False)
-    if synth and m["rtl"].get("written"):
+    skipped = too_big_for_yosys(m["rtl"], synth_max_lut) if synth and m["rtl"].get("written") else None
+    if skipped:
+        log.warning("%s: %s", card.name, skipped)
+    elif synth and m["rtl"].get("written"):
         syn, cached = synthesize_cached(fw.rtl, card.firmware.part)
     best = figures.best(fw.root, clock, syn, est)
     timing = (
@@ -113,6 +139,7 @@ def _build(fw_dir: Path, synth: bool) -> tuple[dict[str, Any], dict[str, Any] | 
         ],
         "budget_ok": all(c.ok is not False for c in checks),
         "timing": timing,
+        "synth_skipped": skipped,
         "sources": {
             "vendor": {q: f.to_dict() for q, f in figures.vendor(fw.root, clock).items()},
             "yosys": (
@@ -345,7 +372,7 @@ def markdown(rep: dict[str, Any], plot_files: list[str]) -> str:
         "",
         "Every figure names its source: vendor report > yosys synthesis > da4ml estimate > analytic estimate.",
         "",
-    ]
+    ] + ([f"**{rep['synth_skipped']}**", ""] if rep.get("synth_skipped") else [])
     for title, head, rows in _tables(rep):
         lines += [f"## {title}", "", md_table(head, rows)]
     lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plot_files]
@@ -360,7 +387,7 @@ def to_html(rep: dict[str, Any], plot_dir: Path, plot_files: list[str]) -> str:
         ".fail{color:#b00;font-weight:bold}</style></head><body>",
         f"<h1>{html.escape(rep['model'])}: firmware report</h1>",
         "<p>Every figure names its source: vendor report &gt; yosys synthesis &gt; da4ml estimate &gt; analytic estimate.</p>",
-    ]
+    ] + ([f"<p><b>{html.escape(rep['synth_skipped'])}</b></p>"] if rep.get("synth_skipped") else [])
     for title, head, rows in _tables(rep):
         parts.append(
             f"<h2>{html.escape(title)}</h2><table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"
@@ -383,10 +410,10 @@ def to_html(rep: dict[str, Any], plot_dir: Path, plot_files: list[str]) -> str:
     return "\n".join(parts)
 
 
-def write(fw_dir: str | Path, synth: bool = True) -> dict[str, Any]:
+def write(fw_dir: str | Path, synth: bool = True, synth_max_lut: int = SYNTH_MAX_LUT) -> dict[str, Any]:
     """Build the report and write `<fw>/report/` atomically; returns the report dict."""
     fw = FirmwareDir(fw_dir)
-    rep, syn = _build(fw.root, synth)
+    rep, syn = _build(fw.root, synth, synth_max_lut)
     with atomic_dir(fw.report, marker=fw.report_json.name) as tmp:
         pdir = tmp / "plots"
         pdir.mkdir()
