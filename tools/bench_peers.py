@@ -87,7 +87,7 @@ def trigger_ml_half(entry: dict, peer: Path, work: Path, synth: bool, progress: 
         rep = build(fw, synth=synth)
         res["t_report"] = time.perf_counter() - t
         res["figures"] = {k: [v["value"], v["source"]] for k, v in rep["figures"].items()}
-        res["synth_skipped"] = rep["synth_skipped"]
+        res["synth_skipped"] = rep.get("synth_skipped")
     except Exception as exc:  # noqa: BLE001 - record, do not stop the benchmark
         res["status"] = f"fail:{step}"
         res["error"] = " ".join(traceback.format_exception_only(type(exc), exc)[-1].split())[:300]
@@ -192,14 +192,16 @@ def table(rows: list[dict]) -> str:
             res = " / ".join(f"{f[k][0]:,.0f}" if k in f else "-" for k in ("lut", "ff", "dsp"))
             src = f.get("lut", [0, ""])[1].split(" (")[0]  # "yosys synthesis", "da4ml estimate", ...
             if t.get("synth_skipped"):  # the report's size cap: say so in the row, not only in the log
-                src += f", {t['synth_skipped'].split(' (')[0]}"
+                src += (
+                    f"; yosys not run: {t['synth_skipped'].split(' (')[0].split(', ')[-1]}"  # "above the ... cap of N"
+                )
             cells.append(f"{res} ({src})" if src else res)
             lat = f.get("latency_ns")
             cells.append("-" if lat is None else f"{f.get('latency_cycles', ['?'])[0]:.0f} cyc, {lat[0]:.1f} ns")
         if s is None:
             cells += ["not run", "-"]
         else:
-            cells.append(_match(s, exact) if s["status"] == "ok" else f"{s['status']}: {s.get('error', '')[:80]}")
+            cells.append(_match(s, exact) if s["status"] == "ok" else f"{s['status']}: {s.get('error', '')[:120]}")
             cells.append(" / ".join(_cell(s, k) for k in ("t_convert", "t_compile")))
         body.append(cells)
     return markdown_table(head, body)

@@ -184,6 +184,8 @@ def test_yosys_is_not_run_above_the_lut_cap_and_the_report_says_why(compiled, tm
     assert too_big_for_yosys({"estimate": {"lut": est}}, 0) is None  # 0: no cap
     assert too_big_for_yosys({}, 1) is None  # no da4ml estimate: nothing to judge by
     assert inspect.signature(report_cmd).parameters["synth_max_lut"].default == SYNTH_MAX_LUT
+    main(["report", str(fw)])
+    assert "synth_skipped" not in json.loads((fw / "report" / "report.json").read_text())  # under the default cap
     main(["report", str(fw), "--synth-max-lut", str(math.ceil(est) - 1)])
     rep = json.loads((fw / "report" / "report.json").read_text())
     assert rep["synth_skipped"].startswith(f"yosys not run: da4ml estimates {est:,.0f} LUT")

@@ -139,7 +139,7 @@ def _build(
         ],
         "budget_ok": all(c.ok is not False for c in checks),
         "timing": timing,
-        "synth_skipped": skipped,
+        **({"synth_skipped": skipped} if skipped else {}),  # only then: reports of synthesised designs keep their keys
         "sources": {
             "vendor": {q: f.to_dict() for q, f in figures.vendor(fw.root, clock).items()},
             "yosys": (
