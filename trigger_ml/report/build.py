@@ -7,11 +7,11 @@ second report of an unchanged design does not synthesise again.
 
 yosys is not run when da4ml estimates more than `SYNTH_MAX_LUT` LUTs (the report then gives
 da4ml's estimate and says why; `trigger-ml report --synth-max-lut 0` synthesises anyway). Its time
-grows with the design: measured on this project's 2-core machine (2026-11-26, beside other jobs),
-jetTagger_Conv2D_Small_NoBatchNorm (509,122 LUT after synthesis, 25 stages) took 1,097-1,602 s;
-conv2d_small_mp_keras (da4ml: 2,023,672 LUT, 37 stages, 12.6 MB of Verilog) had not finished after
-2,750 s. A design above the cap is larger than half the biggest Virtex UltraScale+ (VU13P:
-1,728,000 LUT), far beyond what a Level-1 trigger algorithm is given.
+grows with the design: measured on this project's 2-core machine (2026-11-26/27, beside other
+jobs), jetTagger_Conv2D_Small_NoBatchNorm (509,122 LUT after synthesis, 25 stages) took 1,097 to
+2,788 s by load; conv2d_small_mp_keras (da4ml: 2,023,672 LUT, 37 stages, 12.6 MB of Verilog) had
+not finished after 2,750 s. A design above the cap needs more than half of the default part
+(xcvu13p: 1,728,000 LUT), far more than a Level-1 trigger algorithm is given.
 """
 
 from __future__ import annotations
