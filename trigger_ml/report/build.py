@@ -103,7 +103,7 @@ def _build(
         log.warning("%s: %s", card.name, skipped)
     elif synth and m["rtl"].get("written"):
         syn, cached = synthesize_cached(fw.rtl, card.firmware.part)
-    best = figures.best(fw.root, clock, syn, est)
+    best = figures.best(fw.root, clock, syn, est, saved_synth=not skipped)
     timing = (
         timing_estimate.estimate(syn, clock, CLOCK_UNCERTAINTY_NS, int(m["rtl"]["estimate"]["stages"]), fw.root)
         if syn

@@ -115,11 +115,17 @@ def analytic(fw_dir: Path, est: dict[str, Any] | None = None) -> dict[str, Figur
 
 
 def best(
-    fw_dir: Path, clock_ns: float, synth: dict[str, Any] | None = None, estimate: dict[str, Any] | None = None
+    fw_dir: Path,
+    clock_ns: float,
+    synth: dict[str, Any] | None = None,
+    estimate: dict[str, Any] | None = None,
+    saved_synth: bool = True,
 ) -> dict[str, Figure]:
     """The best available figure per quantity (vendor > yosys > da4ml > analytic); `synth` and
-    `estimate` are given while a report is being written, else read from `report/`."""
+    `estimate` are given while a report is being written, else read from `report/` (a saved
+    synth.json only if `saved_synth`: not when the report has just decided against yosys)."""
     out: dict[str, Figure] = {}
-    for figs in (analytic(fw_dir, estimate), da4ml(fw_dir, clock_ns), yosys(fw_dir, synth), vendor(fw_dir, clock_ns)):
+    syn = yosys(fw_dir, synth) if synth is not None or saved_synth else {}
+    for figs in (analytic(fw_dir, estimate), da4ml(fw_dir, clock_ns), syn, vendor(fw_dir, clock_ns)):
         out.update(figs)  # later sources are better
     return {q: out[q] for q in QUANTITIES if q in out}
