@@ -87,9 +87,7 @@ def build(fw_dir: str | Path, synth: bool = True, synth_max_lut: int = SYNTH_MAX
     return _build(Path(fw_dir), synth, synth_max_lut)[0]
 
 
-def _build(
-    fw_dir: Path, synth: bool, synth_max_lut: int = SYNTH_MAX_LUT
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def _build(fw_dir: Path, synth: bool, synth_max_lut: int) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The report dict and the full yosys result (per-stage cells, for synth.json and the plot)."""
     fw = FirmwareDir(fw_dir)
     m = manifest.read(fw.root)
@@ -98,10 +96,11 @@ def _build(
     t0 = time.perf_counter()
     est = analytic.estimate(load_model(fw.model), m["layers"], card.firmware.reuse_factor)
     syn, cached = (None, False)
-    skipped = too_big_for_yosys(m["rtl"], synth_max_lut) if synth and m["rtl"].get("written") else None
+    run_yosys = synth and m["rtl"].get("written")
+    skipped = too_big_for_yosys(m["rtl"], synth_max_lut) if run_yosys else None
     if skipped:
         log.warning("%s: %s", card.name, skipped)
-    elif synth and m["rtl"].get("written"):
+    elif run_yosys:
         syn, cached = synthesize_cached(fw.rtl, card.firmware.part)
     best = figures.best(fw.root, clock, syn, est, saved_synth=not skipped)
     timing = (
