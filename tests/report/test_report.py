@@ -171,7 +171,7 @@ def test_report_of_every_reference_model_and_the_menu(compiled, tmp_path, capsys
     assert "trigger menu" in capsys.readouterr().out
 
 
-def test_yosys_is_not_run_above_the_lut_cap_and_the_report_says_why(compiled, tmp_path):
+def test_yosys_is_not_run_with_no_synth_or_above_the_lut_cap_and_the_report_says_why(compiled, tmp_path):
     import inspect
 
     from trigger_ml.cli.stages import report_cmd
@@ -186,6 +186,11 @@ def test_yosys_is_not_run_above_the_lut_cap_and_the_report_says_why(compiled, tm
     assert inspect.signature(report_cmd).parameters["synth_max_lut"].default == SYNTH_MAX_LUT
     main(["report", str(fw)])
     assert "synth_skipped" not in json.loads((fw / "report" / "report.json").read_text())  # under the default cap
+    assert (fw / "report" / "synth.json").exists()
+    main(["report", str(fw), "--no-synth"])  # the next source, not the synth.json an earlier report left
+    rep = json.loads((fw / "report" / "report.json").read_text())
+    assert rep["figures"]["lut"]["source"] == "da4ml estimate" and rep["sources"]["yosys"] is None
+    assert "synth_skipped" not in rep and not (fw / "report" / "synth.json").exists()
     main(["report", str(fw), "--synth-max-lut", str(math.ceil(est) - 1)])
     rep = json.loads((fw / "report" / "report.json").read_text())
     assert rep["synth_skipped"].startswith(f"yosys not run: da4ml estimates {est:,.0f} LUT")

