@@ -114,10 +114,7 @@ def analytic(fw_dir: Path, est: dict[str, Any] | None = None) -> dict[str, Figur
 
 
 def best(
-    fw_dir: Path,
-    clock_ns: float,
-    synth: dict[str, Any] | None = None,
-    estimate: dict[str, Any] | None = None,
+    fw_dir: Path, clock_ns: float, synth: dict[str, Any] | None = None, estimate: dict[str, Any] | None = None
 ) -> dict[str, Figure]:
     """The best available figure per quantity (vendor > yosys > da4ml > analytic). yosys figures
     come only from `synth`, the result this report ran (or took from yosys's cache by the RTL's
