@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from trigger_ml.errors import SchemaError, ToolError
+from trigger_ml.interop import limits, shipped
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +51,10 @@ def file_kind(src: Path) -> str:
     suffix = src.suffix.lower()
     if suffix == ".onnx":
         _needs_onnx()
-        import onnx
 
-        from trigger_ml.interop.onnx_load import is_qonnx
+        from trigger_ml.interop.onnx_load import is_qonnx, read_proto
 
-        try:
-            model = onnx.load(src, load_external_data=False)
-        except Exception as exc:
-            raise SchemaError(f"{src}: cannot read it as ONNX ({type(exc).__name__}: {exc})") from exc
+        model = read_proto(src)
         return "qonnx" if is_qonnx(model) else "onnx"
     if suffix in (".json", ".h5", ".hdf5", ".keras"):
         from trigger_ml.interop.keras_front import file_kind as keras_kind
@@ -80,9 +77,25 @@ def _needs_onnx() -> None:
         ) from exc
 
 
-def import_model(src: str | Path, out: str | Path, weights: str | Path | None = None, **opts: Any) -> dict[str, Any]:
-    """Import a foreign model file into the run directory `out` (atomic); returns its summary."""
-    src, out = Path(src), Path(out)
+def import_model(
+    src: str | Path,
+    out: str | Path,
+    weights: str | Path | None = None,
+    *,
+    max_model_mb: int | None = None,
+    max_layers: int | None = None,
+    predictions: str | Path | None = None,
+    **opts: Any,
+) -> dict[str, Any]:
+    """Import a foreign model file into the run directory `out` (atomic); returns its summary.
+    `max_model_mb` / `max_layers`: the resource limits on the file (`limits`; None: the defaults)."""
+    with limits.use(max_model_mb, max_layers):
+        return _import(Path(src), Path(out), weights, predictions, **opts)
+
+
+def _import(
+    src: Path, out: Path, weights: str | Path | None, predictions: str | Path | None = None, **opts: Any
+) -> dict[str, Any]:
     if not src.exists():
         raise SchemaError(f"{src}: no such file")
     if weights is not None and not Path(weights).exists():
@@ -93,4 +106,8 @@ def import_model(src: str | Path, out: str | Path, weights: str | Path | None = 
     if kind in ("onnx", "qonnx"):
         _needs_onnx()
     log.info("importing %s as %s", src, kind)
-    return IMPORTERS[kind](src, Path(weights) if weights else None, out, **opts)
+    w = Path(weights) if weights else None
+    pred = Path(predictions) if predictions is not None else shipped.companion(src)
+    if pred is None:
+        return IMPORTERS[kind](src, w, out, **opts)
+    return shipped.import_checked(lambda dest: IMPORTERS[kind](src, w, dest, **opts), out, pred)

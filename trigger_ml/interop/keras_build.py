@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from trigger_ml.errors import SchemaError, UnsupportedError
+from trigger_ml.interop import limits
 from trigger_ml.interop.ir import OPS, Graph, Input, Node, Quant
 from trigger_ml.interop.keras_files import KLayer, KModel, Ref
 
@@ -205,7 +206,11 @@ class Call:
         if c.get("sparse") or c.get("ragged"):
             self.unsupported("sparse or ragged input")
             return None
+        if any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in shape[1:]):
+            self.schema(f"input shape {list(shape[1:])}: every size must be a positive integer")
+            return None
         dims = tuple(int(d) for d in shape[1:])
+        limits.Budget(self.b.model.files[0]).add(8 * limits.elements(dims), f"input {self.layer.name!r} {list(dims)}")
         self.b.inputs.append(Input(self.layer.name, dims))
         self.b.zeros[self.layer.name] = np.zeros((1, *dims))
         return self.layer.name

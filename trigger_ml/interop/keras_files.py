@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from trigger_ml.errors import SchemaError
+from trigger_ml.interop import limits
 
 Ref = tuple[str, int, int]  # (layer name, call index, output index)
 MODEL_CLASSES = ("Sequential", "Model", "Functional")
@@ -154,6 +155,7 @@ def parse_config(config: Any, src: Path) -> tuple[str, list[KLayer], list[Ref], 
     if not isinstance(raw, list) or not raw:
         raise SchemaError(f"{src}: the model config has no layers")
     name = (conf.get("name") if isinstance(conf, dict) else None) or src.stem
+    limits.check_layers(src, len(raw))
     layers = [_layer(d, src) for d in raw]
     if config["class_name"] != "Sequential":
         return name, layers, _refs(conf.get("input_layers"), src), _refs(conf.get("output_layers"), src)
@@ -178,6 +180,34 @@ def _json(text: str | bytes, src: Path) -> Any:
         raise SchemaError(
             f"{src}: not valid JSON ({exc})", "give the file as Keras wrote it (it may be truncated)"
         ) from exc
+    except RecursionError:
+        raise SchemaError(
+            f"{src}: the JSON is nested too deeply to be a Keras model config",
+            "give the file as Keras wrote it (model.to_json())",
+        ) from None
+
+
+def _read_text(src: Path) -> str:
+    """A model json's text, its size checked against the limit before reading."""
+    try:
+        limits.Budget(src).file(src)
+        return src.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SchemaError(f"{src}: cannot read it ({exc})") from exc
+
+
+def _array(ds: Any, budget: limits.Budget, what: str) -> np.ndarray:
+    """An HDF5 dataset read after its declared size is in the budget; float weights must be finite."""
+    shape = tuple(ds.shape or ())
+    budget.add(limits.elements(shape) * ds.dtype.itemsize, f"{what} ({list(shape)}, {ds.dtype})")
+    a = np.asarray(ds)
+    if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+        bad = int(np.sum(~np.isfinite(a)))
+        raise SchemaError(
+            f"{budget.src}: {what} holds {bad} NaN or infinite value(s) of {a.size}",
+            "retrain or re-export the model: a weight must be a finite number",
+        )
+    return a
 
 
 # ----------------------------------------------------------------------------- weights
@@ -200,12 +230,13 @@ def keras2_weights(group: Any, path: Path) -> dict[str, dict[str, np.ndarray]]:
             "write it with Keras 2's model.save_weights('weights.h5') (or give the full model .h5)",
         )
     out: dict[str, dict[str, np.ndarray]] = {}
+    budget = limits.Budget(path)
     try:
         for lname in _names(group.attrs["layer_names"]):
             g = group[lname]
             arrays = {}
             for wname in _names(g.attrs.get("weight_names")):
-                arrays[_weight_key(wname)] = np.asarray(g[wname])
+                arrays[_weight_key(wname)] = _array(g[wname], budget, f"weight {wname!r} of layer {lname!r}")
             out[lname] = arrays
     except (KeyError, OSError, ValueError) as exc:
         raise SchemaError(
@@ -224,6 +255,7 @@ def _snake(name: str) -> str:
 def _keras3_vars(f: Any, layers: list[KLayer], path: Path) -> dict[str, list[np.ndarray]]:
     """Each layer's variables (in creation order) from a Keras 3 model.weights.h5."""
     out: dict[str, list[np.ndarray]] = {}
+    budget = limits.Budget(path)
     if "layers" not in f:
         return out
     by_key: dict[str, str] = {}
@@ -239,7 +271,7 @@ def _keras3_vars(f: Any, layers: list[KLayer], path: Path) -> dict[str, list[np.
                 continue
             v = g["vars"]
             lname = _text(v.attrs["name"]) if "name" in v.attrs else by_key.get(key, key)
-            out[lname] = [np.asarray(v[k]) for k in sorted(v.keys(), key=int)]
+            out[lname] = [_array(v[k], budget, f"variable {k} of layer {lname!r}") for k in sorted(v.keys(), key=int)]
     except (KeyError, OSError, ValueError) as exc:
         raise SchemaError(f"{path}: the weights cannot be read ({exc})", "the file may be truncated") from exc
     return out
@@ -277,11 +309,7 @@ def read_keras2_json(src: Path, weights: Path | None) -> KModel:
         raise SchemaError(
             f"{src}: a model json needs its weights file", "pass the .h5 written by model.save_weights() as --weights"
         )
-    try:
-        text = src.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SchemaError(f"{src}: cannot read it ({exc})") from exc
-    config = _json(text, src)
+    config = _json(_read_text(src), src)
     name, layers, ins, outs = parse_config(config, src)
     with _h5(weights) as f:
         group = f["model_weights"] if "model_weights" in f and "layer_names" not in f.attrs else f
@@ -314,6 +342,7 @@ def read_keras3(src: Path) -> KModel:
             names = set(z.namelist())
             if "config.json" not in names:
                 raise SchemaError(f"{src}: no config.json inside: not a Keras 3 .keras file")
+            _zip_budget(z, src, ("config.json", "metadata.json", "model.weights.h5"))
             config = _json(z.read("config.json"), src)
             meta = _json(z.read("metadata.json"), src) if "metadata.json" in names else {}
             blob = z.read("model.weights.h5") if "model.weights.h5" in names else None
@@ -337,17 +366,24 @@ def read_keras3(src: Path) -> KModel:
     return KModel(name, layers, ins, outs, str(meta.get("keras_version", "3")), "keras", (src,))
 
 
+def _zip_budget(z: zipfile.ZipFile, src: Path, names: tuple[str, ...]) -> None:
+    """The entries that will be read, by their declared (uncompressed) sizes, before extracting
+    any (zipfile never inflates an entry past its declared size)."""
+    budget = limits.Budget(src)
+    for info in z.infolist():
+        if info.filename in names:
+            budget.add(info.file_size, f"zip entry {info.filename!r} (inflates to {info.file_size:,} bytes)")
+
+
 def sniff_config(src: Path) -> dict[str, Any]:
     """The model config of a .json / full .h5 / .keras file (for the file kind), SchemaError if unreadable."""
     suffix = src.suffix.lower()
     if suffix == ".json":
-        try:
-            return _json(src.read_text(), src)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SchemaError(f"{src}: cannot read it ({exc})") from exc
+        return _json(_read_text(src), src)
     if suffix == ".keras":
         try:
             with zipfile.ZipFile(src) as z:
+                _zip_budget(z, src, ("config.json",))
                 return _json(z.read("config.json"), src)
         except (zipfile.BadZipFile, KeyError, OSError, EOFError) as exc:
             raise SchemaError(f"{src}: not a readable Keras 3 .keras file ({exc})") from exc

@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from trigger_ml.errors import UnsupportedError
-from trigger_ml.interop import ir, onnx_exact, onnx_ops, onnx_quant
+from trigger_ml.errors import SchemaError, UnsupportedError
+from trigger_ml.interop import ir, limits, onnx_exact, onnx_ops, onnx_quant
 from trigger_ml.interop import onnx_load as L
 from trigger_ml.interop.onnx_load import Refuse, Tensor
 from trigger_ml.interop.onnx_ops import canonical, identity
@@ -75,7 +75,7 @@ def import_file(src: str | Path, out: str | Path, **opts: Any) -> dict[str, Any]
     src = Path(src)
     loaded = L.load(src)
     try:
-        return _exact(src, read(loaded), out, **opts)
+        return _exact(src, read(loaded, origin=str(src)), out, **opts)
     except UnsupportedError as refused:  # stock hls4ml's converter where it converts the file
         from trigger_ml.interop.stock import onnx_fallback
 
@@ -105,14 +105,16 @@ def _exact(src: Path, front: Front, out: str | Path, **opts: Any) -> dict[str, A
             policy_options=policy_options(**opts),
             foreign_files=[kept],
             summary=summary,
+            source=src,
         )
 
 
-def read(src: str | Path | Any) -> Front:
-    """Read an ONNX/QONNX file (or ModelProto); one error lists every unsupported node."""
+def read(src: str | Path | Any, origin: str | None = None) -> Front:
+    """Read an ONNX/QONNX file (or ModelProto; `origin` names its file in errors); one error lists
+    every unsupported node."""
     model = L.load(src) if isinstance(src, (str, Path)) else src
     model, notes = L.normalise(model)
-    r = Reader(model, notes)
+    r = Reader(model, notes, origin or (str(src) if isinstance(src, (str, Path)) else "the ONNX model"))
     r.run()
     facts = onnx_exact.finish(r)
     kind = "qonnx" if L.is_qonnx(model) else "onnx"
@@ -124,10 +126,11 @@ def read(src: str | Path | Any) -> Front:
 
 
 class Reader:
-    def __init__(self, model, notes: list[str]) -> None:
+    def __init__(self, model, notes: list[str], origin: str = "the ONNX model") -> None:
         from onnx import numpy_helper
 
-        self.model, self.notes = model, list(notes)
+        self.model, self.notes, self.origin_file = model, list(notes), origin
+        self.budget = limits.Budget(origin)  # constant-folded outputs and the input, before they exist
         self.opset = L.default_opset(model)
         self.graph_name = model.graph.name or "onnx"
         self.consts: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
@@ -220,6 +223,10 @@ class Reader:
     def run(self) -> None:
         g = self.model.graph
         dynamic = self._dynamic()
+        limits.check_layers(
+            self.origin_file, sum(any(o in dynamic for o in n.output) for n in g.node), "nodes on the data path"
+        )
+        L.check_foldable(self.model, dynamic, self.origin_file)
         L.check_ops(self.model, dynamic)
         self._inputs()
         for node in g.node:
@@ -271,12 +278,18 @@ class Reader:
             if vi.name in self.consts:
                 continue
             dims = [d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim]
+            if any(d is not None and d < 0 for d in dims):
+                raise SchemaError(
+                    f"{self.origin_file}: input {vi.name!r} has shape {dims}: a negative size",
+                    "re-export the model with the input's real sizes",
+                )
             if len(dims) < 2 or any(d is None or d < 1 for d in dims[1:]):
                 raise UnsupportedError(
                     f"input {vi.name!r} has shape {dims}: import needs a batch axis and static other axes",
                     "export with fixed input sizes (the batch may be symbolic)",
                 )
             shape = (1, *dims[1:])
+            self.budget.add(8 * limits.elements(shape), f"input {vi.name!r} of shape {dims}")
             perm = (
                 canonical(len(shape)) if len(shape) >= 3 and self._feeds_channel_op(vi.name) else identity(len(shape))
             )
@@ -305,8 +318,11 @@ class Reader:
         missing = [i for i in node.input if i and i not in self.consts]
         if missing:
             raise Refuse(f"reads {missing} which no node computes")
+        values = [self.consts.get(i) if i else None for i in node.input]
+        n = L.fold_size(node, values, self.origin_file)
+        self.budget.add(8 * n, f"constant {node.op_type} node {node.name or node.output[0]!r} ({n:,} values)")
         try:
-            outs = L.fold(node, [self.consts.get(i) if i else None for i in node.input], self.opset)
+            outs = L.fold(node, values, self.opset)
         except Exception as exc:  # noqa: BLE001 - onnxruntime's or qonnx's message, for the one error
             raise Refuse(f"cannot evaluate this constant ({type(exc).__name__}: {str(exc).strip()[:160]})") from exc
         for o, v in zip(node.output, outs):

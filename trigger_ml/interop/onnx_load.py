@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import difflib
 import logging
+import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from trigger_ml.errors import SchemaError, UnsupportedError
+from trigger_ml.interop import limits
 
 log = logging.getLogger(__name__)
 
@@ -88,21 +91,93 @@ def all_pow2(v: Any) -> bool:
     return bool(np.all((m == 0.5) | (v == 0)))
 
 
-def load(path: str | Path):
-    """The model in `path` with its external data (checked first), or one SchemaError."""
+def read_proto(path: str | Path):
+    """The model in `path` without its external data (the file's size checked against the limit
+    first), or one SchemaError."""
     import onnx
 
     path = Path(path)
+    limits.Budget(path).file(path)
     try:
-        model = onnx.load(str(path), load_external_data=False)
+        return onnx.load(str(path), load_external_data=False)
     except Exception as exc:
         raise SchemaError(
             f"{path}: cannot read it as ONNX ({type(exc).__name__}: {str(exc).strip()[:200]})",
             "give an .onnx file written by an ONNX exporter (the file may be truncated or not ONNX at all)",
         ) from exc
+
+
+def load(path: str | Path):
+    """The model in `path` with its external data (checked first), or one SchemaError. Every
+    tensor's declared size is added up against `limits` and checked against the data it holds
+    before any of it is read."""
+    path = Path(path)
+    model = read_proto(path)
     _check_structure(model, path)
+    _check_tensors(model, path, limits.Budget(path))  # in-file and external tensors, by their dims
     _load_external(model, path.parent, path)
     return model
+
+
+_SUB_BYTE = ("INT4", "UINT4", "FLOAT4E2M1")  # two elements per byte
+
+
+def _declared(t) -> tuple[int, int]:
+    """(elements, bytes) of a TensorProto by its dims and type."""
+    from onnx import TensorProto, helper
+
+    n = limits.elements(t.dims)
+    kind = TensorProto.DataType.Name(t.data_type) if t.data_type in TensorProto.DataType.values() else ""
+    if kind in _SUB_BYTE:
+        return n, (n + 1) // 2
+    if kind == "STRING":
+        return n, sum(len(v) for v in t.string_data)
+    try:
+        return n, n * helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
+    except (KeyError, ValueError, TypeError):
+        raise SchemaError(f"tensor {t.name!r}: unknown data type {t.data_type}") from None
+
+
+def _held(t, n: int, nbytes: int) -> tuple[int, int] | None:
+    """(values held, values needed) of an in-file tensor, None when it holds what its dims say."""
+    from onnx import TensorProto, helper
+
+    if t.HasField("raw_data"):
+        return None if len(t.raw_data) == nbytes else (len(t.raw_data), nbytes)
+    if t.data_type == TensorProto.STRING:
+        return None if len(t.string_data) == n else (len(t.string_data), n)
+    field = helper.tensor_dtype_to_field(t.data_type)
+    kind = TensorProto.DataType.Name(t.data_type)
+    need = 2 * n if kind.startswith("COMPLEX") else (n + 1) // 2 if kind in _SUB_BYTE else n
+    have = len(getattr(t, field))
+    return None if have == need else (have, need)
+
+
+def _check_tensors(model, path: Path, budget: limits.Budget) -> None:
+    """Every tensor's dims are sizes, its declared bytes fit the budget, and an in-file tensor holds
+    exactly the values its dims need (a short raw_data is a damaged file, not an internal error)."""
+    from onnx import TensorProto
+
+    short = []
+    for t in _tensors(model.graph):
+        if any(d < 0 for d in t.dims):
+            raise SchemaError(
+                f"{path}: tensor {t.name!r} has a negative dimension {list(t.dims)}", "re-export the model"
+            )
+        try:
+            n, nbytes = _declared(t)
+        except SchemaError as exc:
+            raise SchemaError(f"{path}: {exc.what}", "re-export the model") from None
+        budget.add(nbytes, f"tensor {t.name!r} ({list(t.dims)}, {n:,} values)")
+        if t.data_location != TensorProto.EXTERNAL and (why := _held(t, n, nbytes)) is not None:
+            short.append(
+                f"tensor {t.name!r} of shape {list(t.dims)} holds {why[0]:,} values or bytes, needs {why[1]:,}"
+            )
+    if short:
+        raise SchemaError(
+            f"{path}: tensor data does not match its shape (a truncated or damaged file): " + "; ".join(short[:5]),
+            "re-export the model",
+        )
 
 
 def _check_structure(model, path: Path) -> None:
@@ -148,7 +223,10 @@ def _load_external(model, folder: Path, path: Path) -> None:
     base = folder.resolve()
     bad = []
     for t in external:
-        loc = ExternalDataInfo(t).location
+        try:
+            loc = ExternalDataInfo(t).location
+        except ValueError as exc:  # onnx's own bounds check of offset / length
+            raise SchemaError(f"{path}: external data of {t.name!r} refused ({exc})", "re-export the model") from exc
         target = (base / loc).resolve()
         if not loc or os.path.isabs(loc) or ".." in Path(loc).parts or not target.is_relative_to(base):
             bad.append(f"tensor {t.name!r}: {loc!r} is outside the model's folder")
@@ -158,6 +236,22 @@ def _load_external(model, folder: Path, path: Path) -> None:
         raise SchemaError(
             f"{path}: external data refused: " + "; ".join(bad[:5]),
             "keep the model's external data files beside it (relative names, no '..')",
+        )
+    for t in external:  # the declared bytes are in the budget already (`_check_tensors`)
+        info = ExternalDataInfo(t)
+        target = (base / info.location).resolve()
+        size, need = target.stat().st_size, _declared(t)[1]
+        offset = int(info.offset or 0)
+        if info.length is not None and int(info.length) != need or offset + need > size:
+            bad.append(
+                f"tensor {t.name!r} of shape {list(t.dims)} needs {need:,} bytes at offset {offset:,} of "
+                f"{info.location!r} ({size:,} bytes"
+                + (f", length {int(info.length):,} declared)" if info.length is not None else ")")
+            )
+    if bad:
+        raise SchemaError(
+            f"{path}: external data does not match its tensors (a truncated or damaged file): " + "; ".join(bad[:5]),
+            "re-export the model with its external data files",
         )
     for t in external:
         try:
@@ -255,6 +349,123 @@ def attrs(node) -> dict[str, Any]:
 
     out = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
     return {k: v.decode() if isinstance(v, bytes) else v for k, v in out.items()}
+
+
+# ----------------------------------------------------------------------------- constant folding, bounded
+
+MAX_FOLD_FLOPS = 10**9  # multiply-adds of one constant MatMul / Gemm / Conv
+
+
+def _shapes(values: list[np.ndarray | None]) -> list[tuple[int, ...]]:
+    return [np.shape(v) for v in values if v is not None]
+
+
+def _broadcast(values, a) -> int:
+    return limits.elements(np.broadcast_shapes(*_shapes(values)) if _shapes(values) else ())
+
+
+def _ints(v) -> list[int]:
+    return [int(x) for x in np.asarray(v).reshape(-1)]
+
+
+def _same_total(values, a) -> int:
+    return sum(int(np.size(v)) for v in values if v is not None)
+
+
+def _gather(values, a) -> int:
+    data, idx = values[0], values[1]
+    axis = a.get("axis", 0)
+    return int(np.size(data)) // max(1, np.shape(data)[axis] if np.ndim(data) else 1) * int(np.size(idx))
+
+
+def _expand(values, a) -> int:
+    return limits.elements(np.broadcast_shapes(np.shape(values[0]), tuple(max(d, 0) for d in _ints(values[1]))))
+
+
+def _pad(values, a) -> int:
+    pads = _ints(values[1]) if len(values) > 1 and values[1] is not None else list(a.get("pads", []))
+    shape, r = np.shape(values[0]), np.ndim(values[0])
+    if len(pads) != 2 * r:
+        return int(np.size(values[0]))
+    return limits.elements([max(0, d + pads[j] + pads[j + r]) for j, d in enumerate(shape)])
+
+
+def _range(values, a) -> int:
+    start, limit, delta = (float(np.asarray(v).reshape(-1)[0]) for v in values[:3])
+    return 0 if delta == 0 else max(0, math.ceil((limit - start) / delta))
+
+
+def _matmul(values, a) -> int:
+    x, w = np.shape(values[0]), np.shape(values[1])
+    if a.get("transA") and len(x) == 2:
+        x = x[::-1]
+    if a.get("transB") and len(w) == 2:
+        w = w[::-1]
+    out = np.broadcast_shapes(x[:-2], w[:-2]) + (x[-2] if len(x) > 1 else 1, w[-1] if len(w) > 1 else 1)
+    if limits.elements(out) * (x[-1] if x else 1) > MAX_FOLD_FLOPS:
+        raise limits.LimitError(
+            f"a constant product of shapes {list(x)} and {list(w)} takes more than {MAX_FOLD_FLOPS:.0e} "
+            "multiply-adds to compute at import",
+            "fold it into an initializer before exporting",
+        )
+    return limits.elements(out)
+
+
+# the ops evaluated on constants at import, each with the element count of its outputs computed
+# from its inputs before it runs (shape errors are onnxruntime's to report); no control flow
+# (Loop, Scan, If), no random ops, nothing whose size or time the inputs do not bound
+FOLDABLE: dict[str, Callable[[list, dict], int]] = {
+    **dict.fromkeys(
+        ("Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Mod", "Equal", "Less", "Greater",
+         "LessOrEqual", "GreaterOrEqual", "Where", "And", "Or", "Xor", "Not", "Neg", "Abs", "Sqrt", "Exp", "Log",
+         "Relu", "Sigmoid", "Tanh", "Clip", "Cast", "CastLike", "Identity", "Floor", "Ceil", "Round", "Sign",
+         "Reciprocal", "Erf", "Dropout", "Softmax", "LeakyRelu", "BatchNormalization", "IsNaN", "IsInf",
+         "Quant", "BipolarQuant", "Trunc", "MultiThreshold"),
+        _broadcast,
+    ),
+    **dict.fromkeys(
+        ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Concat", "Slice", "Split", "Shape", "Size",
+         "ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ArgMax", "ArgMin", "GatherElements",
+         "Constant", "NonZero", "DequantizeLinear", "QuantizeLinear"),
+        _same_total,
+    ),
+    "Gather": _gather,
+    "ConstantOfShape": lambda v, a: limits.elements(tuple(max(d, 0) for d in _ints(v[0]))) if v else 1,
+    "Expand": _expand,
+    "Tile": lambda v, a: int(np.size(v[0])) * limits.elements(tuple(max(d, 0) for d in _ints(v[1]))),
+    "Range": _range,
+    "Pad": _pad,
+    "MatMul": _matmul,
+    "Gemm": _matmul,
+}  # fmt: skip
+
+
+def check_foldable(model, dynamic: set[str], where: str) -> None:
+    """Every standard node computed from constants only is of an op in `FOLDABLE` (other domains:
+    `check_ops`), checked before any other refusal: no later path (stock hls4ml's converter) runs
+    such a node either."""
+    for n in model.graph.node:
+        if n.domain in STD_DOMAINS and n.op_type not in FOLDABLE and not any(o in dynamic for o in n.output):
+            fold_size(n, [], where)
+
+
+def fold_size(node, values: list[np.ndarray | None], where: str) -> int:
+    """The element count of a constant node's outputs, computed before it runs; a LimitError for an
+    op that is not evaluated at import (control flow, random, unbounded)."""
+    if node.op_type not in FOLDABLE:
+        raise limits.LimitError(
+            f"{where}: constant node {node.name or node.output[0]!r} ({node.op_type}) would have to run at import; "
+            "control flow (Loop, Scan, If), random ops and ops whose size or time the inputs do not bound are "
+            "never run on a model's constants",
+            "fold the constant subgraph into initializers before exporting (on a machine you trust), "
+            "or remove it from the model",
+        )
+    try:
+        return FOLDABLE[node.op_type](values, attrs(node))
+    except limits.LimitError as exc:
+        raise limits.LimitError(f"{where}: node {node.name or node.output[0]!r}: {exc.what}", exc.fix) from None
+    except (ValueError, TypeError, IndexError, OverflowError):
+        return 0  # shapes that do not fit: onnxruntime says why
 
 
 def fold(node, values: list[np.ndarray | None], opset: int) -> list[np.ndarray]:

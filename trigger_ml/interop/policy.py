@@ -94,6 +94,10 @@ class PolicyOptions:
         return Fixed.parse(self.input_format).with_modes("RND", "SAT")
 
 
+class RangeError(SchemaError):
+    """A tensor's interval bounds reach infinity: the file's values leave no fixed-point format."""
+
+
 def policy_options(**opts: Any) -> PolicyOptions:
     """The policy from the command line's options (`--input-format`, `--weight-bits`, `--act-frac-bits`;
     None keeps the default)."""
@@ -128,6 +132,7 @@ def apply(graph: Graph, options: PolicyOptions = PolicyOptions()) -> PolicyResul
     g = copy.deepcopy(graph)
     p = _Pass(g, options)
     p.inputs()
+    p.finite_bounds()
     float_nodes = p.fold_float_bn()
     float_nodes |= p.round_weights()
     averages = p.averages()
@@ -235,6 +240,21 @@ class _Pass:
                 self.decide(inp.name, "input", f"input format {fmt}", False, format=str(fmt))
 
     # -- 2. batch norm into a float dense/conv
+
+    def finite_bounds(self) -> None:
+        """Interval bounds past float64's range (huge weights, or many layers that each widen the
+        range) leave no fixed-point format: one clear error, not an overflow later."""
+        b = A.bounds(self.g)
+        bad = [
+            n for n in self.g.nodes if not (np.all(np.isfinite(b[n.output][0])) and np.all(np.isfinite(b[n.output][1])))
+        ]
+        if bad:
+            raise RangeError(
+                f"the reachable range of {len(bad)} tensor(s) passes float64's range (interval bounds reach "
+                f"infinity), first at node {bad[0].name!r} ({bad[0].op}): no fixed-point format holds it",
+                "check the model's weights (a trigger model's values stay far below 1e300); quantize its "
+                "activations in the source so their ranges are bounded",
+            )
 
     def _is_float(self, n: Node) -> bool:
         return any(not np.array_equal(round_bits(w, self.o.weight_bits), w) for w in n.weights.values())

@@ -34,13 +34,14 @@ from typing import Any
 
 import numpy as np
 
-from trigger_ml.fixed import Fixed, quantize_kif
+from trigger_ml.fixed import MAX_EXACT_BITS, Fixed, quantize_kif
 from trigger_ml.interop.ir import Quant
 from trigger_ml.interop.keras_build import Call, Step
 from trigger_ml.interop.keras_layers import ACTIVATIONS, activation_steps
 
 F32 = np.float32
 EPSILON = 1e-7  # keras.backend.epsilon()
+MAX_BITS = MAX_EXACT_BITS  # bits and |integer| of a quantizer: a word float64 holds exactly
 
 # constructor parameter order (positional arguments of string configs) and defaults
 _PARAMS: dict[str, tuple[str, ...]] = {
@@ -150,6 +151,10 @@ def check(name: str, a: dict[str, Any], role: str) -> list[str]:
         not isinstance(a.get("integer"), int) or isinstance(a.get("integer"), bool)
     ):
         return [f"integer={a.get('integer')!r} is not an integer (a trained variable?)"]
+    if "bits" in _PARAMS[name] and not 0 <= a["bits"] <= MAX_BITS:
+        return [f"bits={a['bits']} is outside the allowed range 0..{MAX_BITS} (float64 holds {MAX_BITS} bits exactly)"]
+    if name in ("quantized_bits", "quantized_relu") and not -MAX_BITS <= a["integer"] <= MAX_BITS:
+        return [f"integer={a['integer']} is outside the allowed range {-MAX_BITS}..{MAX_BITS} integer bits"]
     alpha = a.get("alpha")
     if name in ("quantized_bits", "binary", "ternary"):
         if isinstance(alpha, str):
