@@ -57,11 +57,18 @@ def patterns_write(
     from trigger_ml.config import load_card, load_yaml
     from trigger_ml.layout import FirmwareDir
     from trigger_ml.patterns import canonical, get_format, writer
-    from trigger_ml.verify.board import model_inputs_for, model_patterns
+    from trigger_ml.verify.board import layouts, model_inputs_for, model_patterns
 
     if events < 1:
         raise TriggerMLError("--events must be >= 1")
     writer(format)  # an unknown or refused format fails before the model runs
+    maps = (
+        load_yaml(mapping, "link mapping", "write inputs: / outputs: sections (docs/cmssw.md)")
+        if mapping is not None
+        else load_card(FirmwareDir(firmware).card).patterns or None
+    )
+    where = f"{mapping}:" if mapping is not None else f"{FirmwareDir(firmware).card}: patterns"
+    layouts(firmware, maps, where)  # a mapping that is wrong or out of range fails before the model runs
     ds = None
     imported = load_card(FirmwareDir(firmware).card).input == "tensor"
     if imported and data is not None:
@@ -80,14 +87,9 @@ def patterns_write(
             ds = simulate_dataset(events, seed=seed)
     x, source = model_inputs_for(firmware, ds, events, seed)
     x = x[:events]
-    maps = (
-        load_yaml(mapping, "link mapping", "write inputs: / outputs: sections (docs/cmssw.md)")
-        if mapping is not None
-        else load_card(FirmwareDir(firmware).card).patterns or None
-    )
     fmt = canonical(format)
     dest = out or firmware / "patterns" / fmt
-    spec = model_patterns(firmware, dest, fmt, x, maps, source + (f" from {data}" if data else ""))
+    spec = model_patterns(firmware, dest, fmt, x, maps, source + (f" from {data}" if data else ""), where)
     i, o = spec["inputs"], spec["outputs"]
     results.print(
         f"{dest}: {spec['events']} events ({source}), {get_format(fmt).name}: inputs on links {i['links']} "
@@ -114,11 +116,11 @@ def patterns_compare(
 ) -> None:
     """Compare a board's captured pattern files with the expected ones; exit 1 naming the first
     differing event, link, frame and word (and the model's value in it)."""
-    from trigger_ml.verify.board import compare_capture
+    from trigger_ml.patterns.sets import compare_files  # numpy only: no model, no TensorFlow
 
     if skip != "auto" and not skip.isdigit():
         raise TriggerMLError(f"--skip must be a number of frames or auto, not {skip!r}")
-    res = compare_capture(expected, captured, side, format, None if skip == "auto" else int(skip))
+    res = compare_files(expected, captured, side, format, None if skip == "auto" else int(skip))
     if res.first is not None:
         raise MismatchError(
             f"{res.differing_frames} of {res.compared_frames} frames differ; first: {res.first.describe()}",

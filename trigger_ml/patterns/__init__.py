@@ -5,7 +5,7 @@ text formats of CMSSW's L1Trigger/DemonstratorTools (EMPv1, EMPv2, APx), and the
     formats.py  the writers and readers, byte for byte as DemonstratorTools' src/utilities.cc
     mapping.py  LinkMapping (card-configurable) -> Layout: values packed into words, words onto links
     stream.py   events <-> files, as BoardDataWriter / BoardDataReader lay them out
-    sets.py     a pattern set: inputs_<i>.txt, expected_<i>.txt, patterns.json
+    sets.py     a pattern set: inputs_<i>.txt, expected_<i>.txt, patterns.json; compare_files
     compare.py  the first difference: event, link, frame, word, and the model's values in it
 
 Pure Python and numpy; the model side (raw integers from the C simulation) is the caller's.
@@ -23,7 +23,7 @@ from trigger_ml.patterns.formats import (
     writer,
 )
 from trigger_ml.patterns.mapping import Layout, LinkMapping, layout, pack, unpack
-from trigger_ml.patterns.sets import read_side, read_spec, read_values, write_set
+from trigger_ml.patterns.sets import compare_files, read_side, read_spec, read_values, write_set
 from trigger_ml.patterns.stream import from_boards, to_boards
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "LinkMapping",
     "canonical",
     "compare",
+    "compare_files",
     "detect_format",
     "from_boards",
     "get_format",

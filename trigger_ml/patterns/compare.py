@@ -74,7 +74,8 @@ def compare(
     for k, exp in enumerate(expected):
         if k >= len(got):
             first = first or Difference(k, exp.links[0], 0, 0, "file missing")
-            differing += exp.n_frames
+            compared += exp.n_frames * len(exp.links)
+            differing += exp.n_frames * len(exp.links)
             continue
         cap = got[k]
         shift = (_first_valid(cap) - _first_valid(exp)) if skip is None else skip
@@ -82,6 +83,7 @@ def compare(
             i = exp.row(link)
             if link not in cap.links:
                 first = first or Difference(k, link, 0, shift, "link missing")
+                compared += exp.n_frames
                 differing += exp.n_frames
                 continue
             j = cap.row(link)

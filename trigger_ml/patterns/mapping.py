@@ -20,6 +20,12 @@ link's first start-of-packet frame of a file (BoardDataWriter::flush does the sa
 
 `LinkMapping` is what a model card's `patterns:` section gives (`inputs:` and `outputs:`, each
 with the fields below, all optional); `layout()` resolves it for values of given widths.
+
+Limits (`LIMITS`; a value outside is one error naming the key, the value and the range): a file
+holds at most `MAX_FRAMES` frames (65,536: APx numbers frames with 4 hex digits; CMSSW's writers
+use 1,024) and `MAX_WORDS` link words (links x frames_per_file, ~100 MB of text), the same limits
+the readers apply; so `frames_per_event` and `offset` are below `frames_per_file` <= 65,536 and a
+file has at most `MAX_WORDS // frames_per_file` links.
 """
 
 from __future__ import annotations
@@ -29,8 +35,17 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from trigger_ml.errors import SchemaError
+from trigger_ml.patterns.formats import MAX_FRAMES, MAX_WORDS
 
 ORDERS = ("frame", "link")
+# key -> (lowest, highest) allowed value; `links` is bounded by MAX_WORDS // frames_per_file entries
+LIMITS = {
+    "bits": (1, 64),
+    "words_per_link": (1, MAX_FRAMES),
+    "frames_per_event": (1, MAX_FRAMES),
+    "offset": (0, MAX_FRAMES - 1),
+    "frames_per_file": (1, MAX_FRAMES),
+}
 
 
 @dataclass(frozen=True)
@@ -48,12 +63,21 @@ class LinkMapping:
     @classmethod
     def from_dict(cls, d: dict | None, where: str = "patterns") -> LinkMapping:
         """From a card section; an unknown key or a wrong type is one error naming it."""
-        d = dict(d or {})
         known = {f.name for f in fields(cls)}
+        if d is not None and not isinstance(d, dict):
+            raise SchemaError(
+                f"{where}: a {type(d).__name__} where a mapping of keys was expected",
+                f"write it as keys and values, e.g. {{links: [0, 1], frames_per_event: 9}} (keys: {sorted(known)})",
+            )
+        d = dict(d or {})
         bad = sorted(set(d) - known)
         if bad:
             raise SchemaError(f"{where}: unknown key(s) {bad}", f"known keys: {sorted(known)}")
         if d.get("links") is not None:
+            if not isinstance(d["links"], list | tuple):
+                raise SchemaError(f"{where}.links: {d['links']!r} is not a list", "write links: [0, 1, ...]")
+            if len(d["links"]) > MAX_WORDS:
+                raise SchemaError(f"{where}.links: {len(d['links'])} links", f"give at most {MAX_WORDS}")
             d["links"] = tuple(d["links"])
         for k, v in d.items():
             ok = (
@@ -67,7 +91,26 @@ class LinkMapping:
                     f"{where}.{k}: {v!r} is not {'a string' if k == 'order' else 'an integer'}"
                     + (" list" if k == "links" else "")
                 )
-        return cls(**d)
+        m = cls(**d)
+        m.check(where)
+        return m
+
+    def check(self, where: str = "patterns") -> None:
+        """One `SchemaError` naming the key, the value and the allowed range of a value outside `LIMITS`."""
+        for key, (lo, hi) in LIMITS.items():
+            v = getattr(self, key)
+            if v is not None and not lo <= v <= hi:
+                raise SchemaError(
+                    f"{where}.{key}: {v} is out of range",
+                    f"allowed: {lo} to {hi} (a pattern file holds at most {MAX_FRAMES} frames and {MAX_WORDS} "
+                    "link words; see trigger_ml.patterns.mapping)",
+                )
+        if self.links is not None and len(self.links) * self.frames_per_file > MAX_WORDS:
+            raise SchemaError(
+                f"{where}.links: {len(self.links)} links x frames_per_file {self.frames_per_file} = "
+                f"{len(self.links) * self.frames_per_file} link words per file, more than {MAX_WORDS}",
+                f"give at most {MAX_WORDS // self.frames_per_file} links, or lower frames_per_file",
+            )
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -126,6 +169,7 @@ class Layout:
 def layout(mapping: LinkMapping, widths: list[int] | tuple[int, ...], signed: list[bool] | tuple[bool, ...]) -> Layout:
     """Resolve `mapping` for values of the given format widths; one `SchemaError` names what does not fit."""
     m = mapping
+    m.check()
     n = len(widths)
     if m.order not in ORDERS:
         raise SchemaError(f"patterns order {m.order!r} is not one of {ORDERS}")
@@ -152,6 +196,11 @@ def layout(mapping: LinkMapping, widths: list[int] | tuple[int, ...], signed: li
     per_link = m.words_per_link or m.frames_per_event
     links = m.links if m.links is not None else tuple(range(max(1, -(-n_words // per_link))))
     wpl = m.words_per_link if m.words_per_link is not None else max(1, -(-n_words // len(links)))
+    if len(links) * m.frames_per_file > MAX_WORDS:
+        raise SchemaError(
+            f"{len(links)} links x frames_per_file {m.frames_per_file} is more than {MAX_WORDS} link words per file",
+            "lower patterns frames_per_file",
+        )
     if wpl * len(links) < n_words:
         raise SchemaError(
             f"{n_words} words per event do not fit on {len(links)} link(s) x {wpl} words",

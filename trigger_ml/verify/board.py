@@ -22,28 +22,45 @@ import numpy as np
 from trigger_ml.compile import manifest
 from trigger_ml.compile.emulator import Interface
 from trigger_ml.errors import SchemaError
-from trigger_ml.patterns import (
-    Comparison,
-    LinkMapping,
-    compare,
-    layout,
-    read_file,
-    read_side,
-    write_set,
-)
+from trigger_ml.patterns import Comparison, LinkMapping, layout, write_set
+from trigger_ml.patterns.sets import compare_files
 from trigger_ml.verify.exact import inputs_for
 from trigger_ml.verify.levels import csim
 
 SIDES = ("inputs", "outputs")
 
 
-def mappings(mapping: dict[str, Any] | None) -> dict[str, LinkMapping]:
-    """Both sides' LinkMapping from a `patterns:`-style dict (missing sides take the defaults)."""
+def mappings(mapping: dict[str, Any] | None, where: str = "patterns") -> dict[str, LinkMapping]:
+    """Both sides' LinkMapping from a `patterns:`-style dict (missing sides take the defaults);
+    `where` names the file in errors."""
+    if mapping is not None and not isinstance(mapping, dict):
+        raise SchemaError(
+            f"{where.rstrip(':')}: a {type(mapping).__name__} where inputs: and outputs: sections were expected",
+            "write inputs: and outputs: mappings of keys (docs/cmssw.md, The link mapping)",
+        )
     mapping = dict(mapping or {})
-    bad = sorted(set(mapping) - set(SIDES))
+    bad = sorted(map(str, set(mapping) - set(SIDES)))
     if bad:
-        raise SchemaError(f"patterns: unknown key(s) {bad}", "use inputs: and outputs:")
-    return {side: LinkMapping.from_dict(mapping.get(side), f"patterns.{side}") for side in SIDES}
+        raise SchemaError(f"{where.rstrip(':')}: unknown key(s) {bad}", "use inputs: and outputs:")
+    return {side: LinkMapping.from_dict(mapping.get(side), _key(where, side)) for side in SIDES}
+
+
+def _key(where: str, side: str) -> str:
+    """`file: inputs` for a mapping file (`where` ends in ':'), `card.yaml: patterns.inputs` for a card."""
+    return f"{where} {side}" if where.endswith(":") else f"{where}.{side}"
+
+
+def layouts(fw_dir: Path, mapping: dict[str, Any] | None, where: str = "patterns") -> dict[str, Any]:
+    """Both sides' layouts for a compiled model's value formats (checked before the model runs)."""
+    iface = Interface.from_json(manifest.read(fw_dir)["interface"]["emulator"])
+    maps = mappings(mapping, where)
+    out = {}
+    for side, fmt, n in (("inputs", iface.input, iface.n_in), ("outputs", iface.output, iface.n_out)):
+        try:
+            out[side] = layout(maps[side], [fmt.width] * n, [fmt.signed] * n)
+        except SchemaError as exc:
+            raise SchemaError(f"{_key(where, side)}: {exc.what}", exc.fix) from None
+    return out
 
 
 def model_inputs_for(fw_dir: Path, ds, events: int, seed: int = 0) -> tuple[np.ndarray, str]:
@@ -62,17 +79,18 @@ def model_patterns(
     x: np.ndarray,
     mapping: dict[str, Any] | None = None,
     source: str = "",
+    where: str = "patterns",
 ) -> dict[str, Any]:
-    """Write the pattern set of model inputs `x` (one row per event) and its expected outputs."""
+    """Write the pattern set of model inputs `x` (one row per event) and its expected outputs;
+    `where` names the mapping's file in errors."""
     fw_dir = Path(fw_dir)
     m = manifest.read(fw_dir)
     iface = Interface.from_json(m["interface"]["emulator"])
+    lays = layouts(fw_dir, mapping, where)  # a bad mapping fails before the model runs
+    lay_in, lay_out = lays["inputs"], lays["outputs"]
     level = csim(fw_dir)
     raw_in = iface.to_raw(np.asarray(x, dtype=np.float64).reshape(len(x), -1))
     raw_out = level.predict_raw(raw_in)
-    maps = mappings(mapping)
-    lay_in = layout(maps["inputs"], [iface.input.width] * iface.n_in, [iface.input.signed] * iface.n_in)
-    lay_out = layout(maps["outputs"], [iface.output.width] * iface.n_out, [iface.output.signed] * iface.n_out)
     meta = {
         "model": m["model"],
         "model_sha256": m["model_sha256"],
@@ -91,7 +109,4 @@ def compare_capture(
     skip: int | None = 0,
 ) -> Comparison:
     """Compare a board's captured files (in order) with the pattern set's expected `side`."""
-    if side not in SIDES:
-        raise SchemaError(f"side {side!r} is not one of {SIDES}")
-    expected, lay = read_side(set_dir, side)
-    return compare(expected, [read_file(p, fmt) for p in captured], lay, skip)
+    return compare_files(set_dir, captured, side, fmt, skip)  # one file of each in memory at a time
