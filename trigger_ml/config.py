@@ -23,7 +23,7 @@ import yaml
 
 from trigger_ml import fpga
 from trigger_ml.errors import SchemaError
-from trigger_ml.layers import NAME, check_layers
+from trigger_ml.layers import KINDS, NAME, check_layers, layer_name
 from trigger_ml.patterns.mapping import LinkMapping
 
 
@@ -286,10 +286,21 @@ def load_card(path: str | Path) -> ModelCard:
     return dataclasses.replace(card_from_dict(data, Path(path).name), source=str(path))
 
 
+def _check_pruned_layers(card: ModelCard, where: str) -> None:
+    """Every `pruning.per_layer` key names a layer with weights (a misspelt name is an error, not ignored)."""
+    weighted = [layer_name(s, i) for i, s in enumerate(card.layers) if KINDS[s["type"]].weights]
+    unknown = [name for name in card.pruning.per_layer if name not in weighted]
+    if unknown:
+        raise SchemaError(
+            f"{where}.pruning.per_layer: {unknown[0]!r} is not a layer with weights of this card",
+            f"name one of the layers with weights: {', '.join(weighted)}",
+        )
+
+
 def card_from_dict(data: Any, where: str) -> ModelCard:
     """Validate a card given as a mapping (the YAML's content); `where` names it in errors."""
     card = _build(ModelCard, data, where)
-    if not NAME.match(card.name):
+    if not NAME.fullmatch(card.name):
         raise SchemaError(
             f"{where}: model name {card.name!r} is not allowed (it names files, a C++ namespace, Verilog and Tcl)",
             "letters, digits and '_', starting with a letter, at most 64 characters",
@@ -301,6 +312,7 @@ def card_from_dict(data: Any, where: str) -> ModelCard:
         if card.input == "tensor":
             raise SchemaError(f"{where}: input 'tensor' is for imported models (task 'imported')")
         check_layers(card.layers, where)
+        _check_pruned_layers(card, where)
         if card.task == "classifier" and (card.layers[-1].get("type") != "dense" or card.layers[-1].get("units") != 1):
             raise SchemaError(f"{where}: a classifier ends in dense with units: 1 (the logit)")
     for layer, value in card.pruning.per_layer.items():

@@ -32,7 +32,7 @@ from trigger_ml.errors import SchemaError
 ROUNDING = ("TRN", "TRN_ZERO", "RND", "RND_ZERO", "RND_MIN_INF", "RND_INF", "RND_CONV")
 OVERFLOW = ("WRAP", "SAT", "SAT_SYM", "SAT_ZERO")
 MAX_EXACT_BITS = 53
-_SPELLING = re.compile(r"^\s*(?:ap_)?(u?)fixed<\s*(\d+)\s*,\s*(-?\d+)\s*((?:,\s*\w+\s*)*)>\s*$")
+_SPELLING = re.compile(r"\s*(?:ap_)?(u?)fixed<\s*(\d+)\s*,\s*(-?\d+)\s*((?:,\s*\w+\s*)*)>\s*")
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class Fixed:
     @classmethod
     def parse(cls, text: str) -> Fixed:
         """`fixed<W,I>`, `ufixed<W,I>`, `ap_fixed<W,I,RND,SAT>`... (I counts the sign bit)."""
-        m = _SPELLING.match(str(text))
+        m = _SPELLING.fullmatch(str(text))
         if not m:
             raise SchemaError(
                 f"bad fixed-point format {text!r}",

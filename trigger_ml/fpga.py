@@ -200,12 +200,12 @@ FAMILIES: dict[str, Family] = {
         ),
     )
 }
-PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")  # a part number: no spaces, quotes or separators
+PART = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}\Z")  # a part number: no spaces, quotes or separators
 
 
 def family_of(part: str) -> Family:
     """The family of a part number; one clear error for a malformed or unknown part."""
-    if not isinstance(part, str) or not PART.match(part):
+    if not isinstance(part, str) or not PART.fullmatch(part):
         raise UnsupportedError(
             f"part {part!r} is not a part number (letters, digits, '-', '_', '.', '+'; at most 64 characters)",
             f"e.g. {FAMILIES['xcup'].example}",

@@ -26,7 +26,7 @@ from trigger_ml.errors import SchemaError, UnsupportedError
 
 REQUIRED = object()
 ACTIVATIONS = ("relu", "linear")
-NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")  # layer and model names: identifiers in C++, Verilog, Tcl
+NAME = re.compile(r"\A[A-Za-z][A-Za-z0-9_]{0,63}\Z")  # layer and model names: identifiers in C++, Verilog, Tcl
 MAX_LAYERS = 256
 
 
@@ -268,7 +268,7 @@ def check_spec(spec: Any, i: int, where: str) -> dict[str, Any]:
             continue
         value = spec[key]
         if key == "name":
-            if value is not None and (not isinstance(value, str) or not NAME.match(value)):
+            if value is not None and (not isinstance(value, str) or not NAME.fullmatch(value)):
                 raise SchemaError(
                     f"{where}: layer {i} name {value!r} is not an identifier",
                     "letters, digits and '_', starting with a letter, at most 64 characters",

@@ -28,6 +28,21 @@ TMP_PREFIX = ".tml-tmp-"  # every temporary directory or file the package makes 
 
 
 @dataclass(frozen=True)
+class Output:
+    """A kind of output folder, for `atomic.atomic_dir(dest, kind=...)`: the file written in every
+    such folder (`marker`: a JSON object holding `keys`, or a text containing `text`) and every name
+    the folder may hold at its top (`entries`, shell patterns). An existing folder is replaced only
+    when it is both: its marker says we wrote it and it holds nothing else."""
+
+    name: str  # said in messages: "run directory", ...
+    marker: str
+    entries: tuple[str, ...]
+    keys: tuple[str, ...] = ()
+    text: str = ""
+    option: str = "--out"  # the command-line option that names such a folder (said in fixes)
+
+
+@dataclass(frozen=True)
 class _Dir:
     """A directory of a known layout; `root` may be given as a string."""
 
@@ -53,6 +68,13 @@ class RunDir(_Dir):
     stock = property(lambda self: self.root / "stock.json")  # a run for hls4ml's own converter (no model.keras)
     KEPT = ("float.keras", "metrics.json", "plots", "foreign")  # what compile keeps as reference/
     MARKER = "model.keras"  # a directory holding it is a run (an output of train or import)
+    OUTPUT = Output(
+        "run directory",
+        "metrics.json",
+        ("model.keras", "float.keras", "card.yaml", "metrics.json", "history.json", "split.npz", "plots")
+        + ("foreign", "onnx", "stock.json"),
+        keys=("data",),
+    )
 
 
 @dataclass(frozen=True)
@@ -104,9 +126,33 @@ class FirmwareDir(_Dir):
     synth = property(lambda self: self.root / "report" / "synth.json")
     analytic = property(lambda self: self.root / "report" / "analytic.json")
     MARKER = "manifest.json"  # a directory holding it is a compiled model (written last by compile)
+    OUTPUT = Output(
+        "firmware directory",
+        MARKER,
+        ("card.yaml", MARKER, "hls", "emulator", "rtl", "reference", "verify", "report", "patterns"),
+        keys=("model", "model_sha256", "outputs_sha256"),
+    )
 
     def reproducer(self, level: str, inputs: str) -> Path:
         return self.verify / f"mismatch_{level}_{inputs}.npz"
+
+
+REPORT = Output(  # <firmware>/report/ (`trigger-ml report`)
+    "report folder",
+    "report.json",
+    ("report.json", "report.md", "report.html", "synth.json", "analytic.json", "plots"),
+    keys=("model", "sources"),
+)
+ONNX_EXPORT = Output(  # `trigger-ml export --onnx` (default <run>/onnx)
+    "ONNX export", "export.json", ("export.json", "float.onnx", "model.qonnx.onnx"), keys=("float", "qonnx")
+)
+CMSSW_EXPORT = Output(  # `trigger-ml export --cmssw DIR` writes DIR/<model>/
+    "CMSSW plugin export",
+    "BuildFile.xml",
+    ("BuildFile.xml", "README.md", "Makefile", "firmware", "hls4ml", "*.h", "*.cpp", "*.map", "*.so"),
+    text="trigger-ml",
+    option="--cmssw",
+)
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,15 @@ from typing import Any
 import numpy as np
 
 
-def assert_bit_exact(model: Any, firmware_dir: str | Path, x: np.ndarray, *, rtl: bool = True) -> dict[str, int]:
+def assert_bit_exact(
+    model: Any, firmware_dir: str | Path, x: np.ndarray, *, rtl: bool = True, rebuild: bool = False
+) -> dict[str, int]:
     """Assert every level of `firmware_dir` equals `model` exactly on inputs `x`.
 
     `model`: a Keras model, a `.keras` file, or None for the model the firmware was compiled from.
     `x`: model inputs (values on the model's input grid), one row per event.
+    `rebuild`: C++ sources that differ from the manifest are compiled and run (else refused), as
+    `trigger-ml verify --rebuild`.
     Returns the number of events compared per level.
     """
     from trigger_ml.verify import exact
@@ -31,7 +35,7 @@ def assert_bit_exact(model: Any, firmware_dir: str | Path, x: np.ndarray, *, rtl
     from trigger_ml.verify.trace import first_diverging_layer
 
     fw = Path(firmware_dir)
-    levels = exact.load_levels(fw, rtl_sim=rtl)
+    levels = exact.load_levels(fw, rtl_sim=rtl, rebuild=rebuild)
     if model is not None:
         levels[exact.REFERENCE] = (
             QuantizedModel.load(model) if isinstance(model, (str, Path)) else QuantizedModel(model)
@@ -45,7 +49,7 @@ def assert_bit_exact(model: Any, firmware_dir: str | Path, x: np.ndarray, *, rtl
         msg = f"{fw}: {name} differs from the quantized model"
         if name == "csim" and y.shape == y_ref.shape and np.any(y != y_ref):
             i = int(np.flatnonzero(np.any(y != y_ref, axis=1))[0])
-            diff = first_diverging_layer(fw, ref.float64, x[i])
+            diff = first_diverging_layer(fw, ref.float64, x[i], rebuild)
             msg += f" (event {i}; {diff.describe() if diff else 'every traced layer agrees'})"
         np.testing.assert_array_equal(y, y_ref, err_msg=msg)
         counts[name] = len(x)

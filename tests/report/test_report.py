@@ -114,7 +114,8 @@ VIVADO = """1. CLB Logic
 
 def _fake_vendor_reports(hls: Path) -> None:
     """The files hls4ml's `parse_vivado_report` reads after a Vitis HLS + Vivado synthesis run."""
-    (hls / "project.tcl").write_text('set project_name "myproject"\nset backend "vitis"\n')
+    if not (hls / "project.tcl").exists():  # a compiled project has it (and the manifest records it)
+        (hls / "project.tcl").write_text('set project_name "myproject"\nset backend "vitis"\n')
     prj = hls / "myproject_prj"
     (prj / "solution1" / "syn" / "report").mkdir(parents=True)
     (prj / "hls.app").write_text(
@@ -125,11 +126,14 @@ def _fake_vendor_reports(hls: Path) -> None:
 
 
 def test_vendor_reports_are_parsed_and_take_precedence(compiled, tmp_path):
+    from trigger_ml.compile import vendor
     from trigger_ml.report import figures
 
     fw = tmp_path / "fw"
     shutil.copytree(compiled("eg_mlp", "latency").out, fw)
     _fake_vendor_reports(fw / "hls")
+    assert figures.vendor(fw, 5.0) == {}  # not recorded in the manifest: ignored
+    vendor.record(fw, "vitis_hls")  # what `compile --vendor` does once the vendor tool ran
     v = figures.vendor(fw, 5.0)
     assert v["latency_cycles"].value == 5 and v["latency_ns"].value == 25 and v["ii"].value == 1
     assert (

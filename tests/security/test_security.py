@@ -121,7 +121,7 @@ def test_the_manifest_records_the_library_and_the_rtl(compiled):
 
 
 def _evil_library(path: Path, marker: Path) -> None:
-    src = path.with_suffix(".c")
+    src = marker.with_name(path.stem + ".c")  # beside the marker: not a file added to the firmware's sources
     src.write_text(
         "#include <stdio.h>\n#include <stdint.h>\n#include <stddef.h>\n"
         f'__attribute__((constructor)) static void pwn(void) {{ FILE *f = fopen("{marker}", "w"); '
@@ -152,8 +152,9 @@ def test_a_tampered_rtl_file_is_caught(compiled, tmp_path, capsys):
 
 
 def test_edited_weights_are_rebuilt_from_hls_and_checked_as_they_are(compiled, tmp_path, caplog):
-    """An edited weight is not run against the old library: verify rebuilds from hls/ (saying so)
-    and the edit shows up as a mismatch."""
+    """An edited weight is not run against the old library: verify with rebuild rebuilds from hls/
+    (saying so) and the edit shows up as a mismatch (without it, the changed tree is refused:
+    tests/security/test_firmware_dir.py)."""
     from trigger_ml.data import simulate_dataset
     from trigger_ml.verify.run import verify_firmware
 
@@ -164,7 +165,7 @@ def test_edited_weights_are_rebuilt_from_hls_and_checked_as_they_are(compiled, t
     i = text.index("{") + 1
     j = min(k for k in (text.index(",", i), text.index("}", i)))
     w.write_text(text[:i] + repr(float(text[i:j]) + 1.0) + text[j:])
-    out = verify_firmware(fw.root, simulate_dataset(500, seed=3), 50, rtl=False, check_fidelity=False)
+    out = verify_firmware(fw.root, simulate_dataset(500, seed=3), 50, rtl=False, check_fidelity=False, rebuild=True)
     assert "changed since compile" in caplog.text and "rebuilt" in caplog.text
     assert any(r.level == "csim" and r.mismatched for r in out.exact)
 

@@ -71,8 +71,9 @@ def test_an_injected_bias_error_exits_1_names_the_layer_and_saves_a_reproducer(c
     fw = tmp_path / "fw"
     shutil.copytree(compiled("eg_mlp", "latency").out, fw)
     _inject_bias_error(fw)
+    argv = ["verify", str(fw), "--events", "2000", "--fuzz", "100", "--no-rtl", "--rebuild"]  # the edit is compiled
     with pytest.raises(SystemExit) as exc:
-        main(["verify", str(fw), "--events", "2000", "--fuzz", "100", "--no-rtl", "--junit", str(tmp_path / "v.xml")])
+        main([*argv, "--junit", str(tmp_path / "v.xml")])
     assert exc.value.code == 1
     rep = np.load(fw / "verify" / "mismatch_csim_data.npz")
     assert rep["expected"].tolist() != rep["got"].tolist()
@@ -94,7 +95,7 @@ def test_a_narrowed_layer_precision_is_named(compiled, tmp_path):
     w, i = int(m.group(1)), int(m.group(2))
     defines.write_text(defines.read_text().replace(m.group(0), f"typedef ap_fixed<{w - 3},{i}> dense2_t;"))
     emulator.build(fw / "hls", fw / "emulator")
-    out = verify_firmware(fw, exact_data_small(), n_fuzz=100, rtl=False, check_fidelity=False)
+    out = verify_firmware(fw, exact_data_small(), n_fuzz=100, rtl=False, check_fidelity=False, rebuild=True)
     assert out.exit_code == 1 and {r.level for r in out.mismatched} == {"csim", "cmssw"}  # both built from hls/
     assert out.divergence is not None and out.divergence.layer == "dense2", out.diagnosis
     assert out.divergence.compared_layers == ["dense1", "dense2"]
@@ -202,7 +203,7 @@ def test_assert_bit_exact_passes_on_firmware_and_names_the_layer_on_a_fault(comp
     shutil.copytree(src, fw)
     _inject_bias_error(fw)
     with pytest.raises(AssertionError, match="first diverging layer 'dense1'"):
-        assert_bit_exact(None, fw, x, rtl=False)
+        assert_bit_exact(None, fw, x, rtl=False, rebuild=True)
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import typer
 
 from trigger_ml.cli.app import app, log
 from trigger_ml.errors import TriggerMLError
+from trigger_ml.interop import limits
 from trigger_ml.progress import console, results
 
 
@@ -23,6 +24,13 @@ def import_cmd(
     ],
     out: Annotated[Path, typer.Option(help="run directory to write (then `trigger-ml compile` it)")],
     weights: Annotated[Path | None, typer.Option(help="the .h5 weights of a Keras 2 / QKeras model.json")] = None,
+    predictions: Annotated[
+        Path | None,
+        typer.Option(
+            help="an .npz of x (inputs) and y (the model's own framework's outputs on x), checked at import "
+            "(default: <model>.predictions.npz beside the model file, when there)"
+        ),
+    ] = None,
     input_format: Annotated[
         str | None,
         typer.Option(help="float models (Keras, ONNX): input format fixed<W,I> or ufixed<W,I> (default fixed<16,6>)"),
@@ -33,6 +41,20 @@ def import_cmd(
     act_frac_bits: Annotated[
         int | None, typer.Option(help="float ONNX: fractional bits of hidden activations (default 10)")
     ] = None,
+    max_model_mb: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            envvar=limits.ENV_MODEL_MB,
+            help="refuse a model file declaring more data than this (tensors, zip entries, before reading them)",
+        ),
+    ] = limits.DEFAULT_MODEL_MB,
+    max_layers: Annotated[
+        int,
+        typer.Option(
+            min=1, envvar=limits.ENV_LAYERS, help="refuse a model deeper than this (Keras layers, ONNX nodes)"
+        ),
+    ] = limits.DEFAULT_LAYERS,
 ) -> None:
     """Import a model from the field (QONNX, float ONNX, Keras 2/3, QKeras, HGQ v1) as a run directory that
     `compile` and `verify` take, keeping its own reference semantics as verify levels."""
@@ -41,9 +63,23 @@ def import_cmd(
     from trigger_ml.interop import import_model
 
     with console.status(f"importing {src} -> {out}"):
-        summary = import_model(
-            src, out, weights, input_format=input_format, weight_bits=weight_bits, act_frac_bits=act_frac_bits
-        )
+        try:
+            summary = import_model(
+                src,
+                out,
+                weights,
+                input_format=input_format,
+                weight_bits=weight_bits,
+                act_frac_bits=act_frac_bits,
+                max_model_mb=max_model_mb,
+                max_layers=max_layers,
+                predictions=predictions,
+            )
+        except MemoryError:  # the limits did not stop it: say what to change for a model file
+            raise TriggerMLError(
+                f"{src}: out of memory while importing it (within --max-model-mb {max_model_mb})",
+                "import it on a machine with more memory, or lower --max-model-mb to refuse such files early",
+            ) from None
     keys = ("kind", "label", "exact_path", "input_format", "reference", "check", "tolerance", "n_inputs", "n_outputs")
     keys += ("layers",)
     shown = {k: summary[k] for k in keys if k in summary}

@@ -66,6 +66,9 @@ def compile_cmd(
         bool, typer.Option(help="run the vendor HLS synthesis (vitis_hls/vivado_hls) when on PATH")
     ] = False,
     cache: Annotated[bool, typer.Option(help="use the compile cache")] = True,
+    force: Annotated[
+        bool, typer.Option("--force", help="compile even when g++ is estimated to need more memory than available")
+    ] = False,
 ) -> None:
     """Compile a trained model: hls4ml project (hls/), da4ml Verilog (rtl/), C emulator (emulator/), manifest."""
     from trigger_ml.compile import Options, compile_run
@@ -73,7 +76,14 @@ def compile_cmd(
 
     out = out or Path("firmware") / read_run(run)[0].name
     opts = Options(
-        strategy=strategy, backend=backend, part=part, clock_ns=clock, rtl=rtl, vendor=vendor, use_cache=cache
+        strategy=strategy,
+        backend=backend,
+        part=part,
+        clock_ns=clock,
+        rtl=rtl,
+        vendor=vendor,
+        use_cache=cache,
+        force=force,
     )
     with console.status(f"compiling {run} -> {out}"):
         res = compile_run(run, out, opts)
@@ -139,12 +149,22 @@ def verify_cmd(
     synth: Synth = True,
     junit: Annotated[Path | None, typer.Option(help="write a JUnit XML report here")] = None,
     root_schema: RootSchema = None,
+    rebuild: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild",
+            help="when the firmware's C++ sources differ from its manifest.json, compile and run them as they "
+            "now stand (default: refuse, exit 3, naming the files)",
+        ),
+    ] = False,
 ) -> None:
     """Check bit for bit: quantized Keras model = C simulation (emulator) = da4ml software model = RTL;
     then physics fidelity and the budget. Exit 0 all pass, 1 mismatch, 2 fidelity or budget exceeded,
-    3 usage or tool error."""
+    3 usage or tool error. Verify runs the firmware directory's compiled code: verify firmware from
+    someone else only as you would run their code (README, "Verifying firmware from someone else")."""
     from rich.table import Table
 
+    from trigger_ml.atomic import check_file
     from trigger_ml.compile import manifest
     from trigger_ml.config import load_card
     from trigger_ml.errors import GateError, MismatchError
@@ -155,8 +175,11 @@ def verify_cmd(
     from trigger_ml.verify.run import verify_firmware
 
     _check_counts(events, verify_events, fuzz)
+    if junit is not None:
+        check_file(junit)  # a device or a folder is refused before the checks run, not after
     fw = FirmwareDir(firmware)
     manifest.read(fw.root)  # a compiled model directory, before any data is read
+    manifest.check_links(fw.root)  # a link leading out of it is refused before its card is read
     if load_card(fw.card).input == "tensor":
         if data is not None:
             raise TriggerMLError(
@@ -175,7 +198,7 @@ def verify_cmd(
     if ds is not None and len(ds) > verify_events:
         ds = ds.subset(slice(0, verify_events))
     with console.status("building every level, comparing, checking fidelity"):
-        out = verify_firmware(firmware, ds, fuzz, rtl=rtl, check_fidelity=fidelity)
+        out = verify_firmware(firmware, ds, fuzz, rtl=rtl, check_fidelity=fidelity, rebuild=rebuild)
     if budget:
         with console.status("budget: the report's best figures" + (" (yosys synthesis, cached)" if synth else "")):
             out.gates += budget_verdict(firmware, synth=synth)

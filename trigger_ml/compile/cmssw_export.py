@@ -20,40 +20,51 @@ from pathlib import Path
 from string import Template
 
 from trigger_ml import __version__
-from trigger_ml.atomic import atomic_dir
+from trigger_ml.atomic import atomic_dir, check_destination
 from trigger_ml.compile import manifest
 from trigger_ml.compile.emulator import Interface
 from trigger_ml.compile.plugin import (
     PluginSpec,
     ProjectIO,
-    build_plugin,
+    compile_plugin,
     library_name,
     namespace_of,
     write_sources,
 )
-from trigger_ml.layout import FirmwareDir
+from trigger_ml.errors import UnsupportedError
+from trigger_ml.layout import CMSSW_EXPORT, FirmwareDir
 
 
 def export_cmssw(fw_dir: str | Path, dest: str | Path) -> Path:
-    """Write `dest/<model>/` (atomically) from a compiled model directory; returns it. The plugin is
-    built into the compiled directory first when it has none."""
+    """Write `dest/<model>/` (atomically) from a compiled model directory; returns it. The firmware
+    directory is only read: its manifest validated, its links and sources checked against the manifest
+    (a changed tree is refused), and the plugin, when it has none, built into the export instead."""
     fw = FirmwareDir(fw_dir)
     fw_dir = fw.root
     m = manifest.read(fw_dir)
+    if not m.get("plugin", {}).get("written", False):
+        raise UnsupportedError(
+            f"{fw_dir}: compiled without a CMSSW plugin ({m.get('plugin', {}).get('reason', 'none recorded')})",
+            "the CMSSW plugin supports io_parallel models with one input and one output",
+        )
+    manifest.check_sources(fw_dir, m)  # links leaving it and a changed tree: refused, nothing compiled
+    spec = PluginSpec.of(m, __version__)
     iface = Interface.from_json(m["interface"]["emulator"])
+    io = ProjectIO.read(fw.hls)
+    io.check_sizes(iface, fw.manifest)  # the manifest's sizes are the project's
     lib = library_name(m["model"])
-    built = fw.plugin(lib)
-    if not built.exists():
-        build_plugin(fw.hls, fw.emulator, PluginSpec.of(m, __version__))
-    else:
-        manifest.check(fw_dir, [built.relative_to(fw_dir).as_posix()], m)  # export only the verified library
     out = Path(dest) / lib
-    with atomic_dir(out, marker="BuildFile.xml") as tmp:
+    check_destination(out, CMSSW_EXPORT)  # before building anything
+    built = fw.plugin(lib)
+    if built.exists():
+        manifest.check(fw_dir, [built.relative_to(fw_dir).as_posix()], m)  # export only the verified library
+    with atomic_dir(out, kind=CMSSW_EXPORT) as tmp:
         shutil.copytree(fw.hls / "firmware", tmp / "firmware")
-        write_sources(fw.hls, tmp, PluginSpec.of(m, __version__), hls_rel=".")
+        write_sources(tmp, tmp, spec, hls_rel=".")  # the copy of the project (tmp/firmware) is the project
         (tmp / "plugin.mk").rename(tmp / "Makefile")
-        shutil.copyfile(built, tmp / built.name)
-        io = ProjectIO.read(fw.hls)
+        if not built.exists():  # the checked sources, built here: nothing is written into the firmware directory
+            built = compile_plugin(tmp, tmp, lib)
+        shutil.copyfile(built, tmp / f"{lib}.so")
         values = {
             "lib": lib,
             "ns": namespace_of(lib),

@@ -26,7 +26,7 @@ import yaml
 
 from trigger_ml import __version__
 from trigger_ml.atomic import atomic_dir
-from trigger_ml.compile import cache, emulator, hls, manifest, plugin, rtl, stock
+from trigger_ml.compile import cache, emulator, hls, manifest, memory, plugin, rtl, stock, vendor
 from trigger_ml.config import ModelCard, load_card
 from trigger_ml.errors import SchemaError, TriggerMLError, UnsupportedError
 from trigger_ml.fpga import MODEL_VERSION
@@ -48,6 +48,7 @@ class Options:
     rtl: bool = True
     vendor: bool = False  # vendor HLS synthesis (vitis_hls/vivado_hls) when on PATH
     use_cache: bool = True
+    force: bool = False  # compile even when g++ is estimated to need more memory than available
 
     def firmware_overrides(self) -> dict[str, Any]:
         keys = ("strategy", "backend", "part", "clock_ns")
@@ -82,11 +83,12 @@ def read_run(run_dir: str | Path) -> tuple[ModelCard, dict[str, Any], Path]:
 
 
 def _compile_sources() -> bytes:
-    """The compile stage's own code (this package and the timing model): a change to it, even within
-    one version of trigger-ml (a development install), must not be served from the cache."""
+    """The compile stage's own code (this package, its C++ templates and the timing model): a change to
+    it, even within one version of trigger-ml (a development install), must not be served from the cache."""
     pkg = Path(__file__).resolve().parent
     files = sorted([*pkg.glob("*.py"), *(pkg.parent / "timing").glob("*.py")])
-    return b"".join(p.name.encode() + p.read_bytes() for p in files)
+    files += sorted(p for p in (pkg / "templates").rglob("*") if p.is_file())
+    return b"".join(p.relative_to(pkg.parent).as_posix().encode() + p.read_bytes() for p in files)
 
 
 def compile_key(run: RunDir, card: ModelCard, opts: Options, tools: dict[str, str]) -> str:
@@ -136,7 +138,7 @@ def compile_run(run_dir: str | Path, out: str | Path, opts: Options = Options())
     entry = cache.root().firmware(key)
     if opts.use_cache and FirmwareDir(entry).manifest.exists():
         if cache.tree_ok(entry, FirmwareDir.MARKER):
-            with atomic_dir(out, marker=FirmwareDir.MARKER) as tmp:
+            with atomic_dir(out, kind=FirmwareDir.OUTPUT) as tmp:
                 shutil.copytree(entry, tmp, symlinks=True, dirs_exist_ok=True)
             res = Result(out, manifest.read(out), True, {"total": time.perf_counter() - t0})
             res.notes.append(f"served from the compile cache ({entry}; every file checked against its manifest)")
@@ -146,7 +148,7 @@ def compile_run(run_dir: str | Path, out: str | Path, opts: Options = Options())
             entry,
         )
         cache.discard(entry)
-    with atomic_dir(out, marker=FirmwareDir.MARKER) as tmp:
+    with atomic_dir(out, kind=FirmwareDir.OUTPUT) as tmp:
         res = _compile_into(FirmwareDir(tmp), card, data_meta, run, key, tools, opts)
         if opts.use_cache:
             cache.store_tree(tmp, key)
@@ -187,17 +189,26 @@ def _compile_into(
     iface = emulator.Interface.from_formats(formats)
 
     # the two C++ builds of the project (the C emulator, the CMSSW plugin: the critical path, minutes
-    # each for a large project) run side by side while da4ml traces the model at a lower priority
+    # each for a large project) run side by side while da4ml traces the model at a lower priority;
+    # their peak memory is estimated first: refused above what the machine has (unless forced), and
+    # two large builds run one after another (trigger_ml.compile.memory)
+    est = memory.estimate(fw.hls)
+    memory.check(est, card.name, opts.force)
+    side_by_side = memory.parallel(est, memory.available_bytes())
     emulator.write_sources(fw.emulator, iface, card.name, model_sha, __version__)
     src = fw.hls / "firmware"
     mb = sum(p.stat().st_size for p in src.rglob("*") if p.is_file() and "ap_types" not in p.parts) / 1e6
     log.info("g++: the C simulation and the CMSSW plugin of %.1f MB of project sources (a large one takes minutes)", mb)
+    if not side_by_side:
+        log.info("g++: %s: the emulator and the plugin are built one after another", est.describe())
     with ThreadPoolExecutor(3) as pool:
+        rtl_job = pool.submit(_background, _rtl, model, card, iface, fw.rtl, opts, notes, timings)
         t_emu = time.perf_counter()
         emu = pool.submit(emulator.build, fw.hls, fw.emulator)
         emu.add_done_callback(lambda _: timings.__setitem__("emulator_build", time.perf_counter() - t_emu))
+        if not side_by_side:
+            emu.result()  # never two large g++ at once
         plugin_job = pool.submit(_plugin, fw, card, model_sha, iface, notes, timings)
-        rtl_job = pool.submit(_background, _rtl, model, card, iface, fw.rtl, opts, notes, timings)
         lib_cached = emu.result()
         plugin_info = plugin_job.result()
         rtl_info = rtl_job.result()
@@ -340,5 +351,6 @@ def _vendor(res: Result, opts: Options) -> Result:
     except Exception as exc:  # vendor tool failure: keep the project, say why
         raise TriggerMLError(f"{tool} synthesis failed: {exc}", f"see the logs in {FirmwareDir(res.out).hls}") from exc
     FirmwareDir(res.out).vendor_report.write_text(json.dumps(_plain(report), indent=2))
-    res.notes.append(f"{tool} synthesis report kept in {FirmwareDir(res.out).hls}")
+    res.manifest = vendor.record(res.out, tool)  # the reports count only when recorded (compile/vendor.py)
+    res.notes.append(f"{tool} synthesis report kept in {FirmwareDir(res.out).hls} (recorded in the manifest)")
     return res

@@ -4,7 +4,8 @@
 formats documented), its source (around the project's own `myproject_bridge.cpp`), a Makefile
 that builds with g++ alone, and `run_vectors.c`, a tiny program that runs a vector file. The
 same library is what Python loads as the C simulation (`CSim.predict`), so the emulator users
-link and the C simulation we verify are one binary.
+link and the C simulation we verify are one binary. The library says its own sizes (`tml_n_in()`,
+`tml_n_out()`): `CSim` sizes its buffers from the manifest only when they agree (`check_sizes`).
 
 Builds run the two translation units in parallel with `CXXFLAGS` and are cached by the hash of
 their sources and flags (`cache.py`): an unchanged model does not touch the compiler.
@@ -30,7 +31,7 @@ from trigger_ml.atomic import atomic_file, scratch_dir
 from trigger_ml.compile import cache
 from trigger_ml.compile.cache import digest, file_sha256
 from trigger_ml.compile.rtl import MIN_EVENTS_PER_THREAD
-from trigger_ml.errors import ToolError, UnsupportedError
+from trigger_ml.errors import SchemaError, ToolError, UnsupportedError
 from trigger_ml.fixed import Fixed
 from trigger_ml.tools import compiler, compiler_version
 
@@ -294,6 +295,28 @@ def loadable_copy(lib: Path, sha256: str | None = None) -> Path:
     return dest
 
 
+def check_sizes(lib: ctypes.CDLL, iface: Interface, path: Path) -> None:
+    """The buffers handed to the library are sized from `iface` (the manifest's): refuse unless the
+    library's own `tml_n_in()` / `tml_n_out()` say the same (a wrong n_out would let it write past them)."""
+    try:
+        fns = lib.tml_n_in, lib.tml_n_out
+    except AttributeError:
+        raise ToolError(
+            f"{path} does not say its input and output sizes (no tml_n_in/tml_n_out: built by an older "
+            "trigger-ml), so it is not run",
+            "compile the model again with this trigger-ml",
+        ) from None
+    for fn in fns:
+        fn.argtypes, fn.restype = [], ctypes.c_size_t
+    got = (int(fns[0]()), int(fns[1]()))
+    if got != (iface.n_in, iface.n_out):
+        raise SchemaError(
+            f"{path} takes {got[0]} inputs and writes {got[1]} outputs per event; its manifest says "
+            f"{iface.n_in} and {iface.n_out} (interface.emulator): the manifest was edited, so it is not run",
+            "compile the model again (trigger-ml compile <run> --out <dir>)",
+        )
+
+
 class CSim:
     """The C-simulation level: `predict(x)` through the emulator library (float64 in and out, exact).
 
@@ -307,6 +330,7 @@ class CSim:
         self._fn = self.lib.tml_predict
         self._fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
         self._fn.restype = ctypes.c_int
+        check_sizes(self.lib, iface, self.lib_path)
 
     def predict_raw(self, raw: np.ndarray, threads: int | None = None) -> np.ndarray:
         """Raw integers in, raw integers out; large batches run on `threads` (default: all cores)

@@ -39,9 +39,11 @@ from string import Template
 from trigger_ml.atomic import atomic_file, scratch_dir
 from trigger_ml.compile import cache
 from trigger_ml.compile.cache import digest, file_sha256
-from trigger_ml.compile.emulator import Interface, _run
+from trigger_ml.compile.emulator import Interface, _run, c_comment
 from trigger_ml.compile.hls import PROJECT
-from trigger_ml.errors import ToolError, UnsupportedError
+from trigger_ml.compile.manifest import SHA256
+from trigger_ml.errors import SchemaError, ToolError, UnsupportedError
+from trigger_ml.layers import NAME
 from trigger_ml.tools import compiler, compiler_version
 
 CXXFLAGS = (
@@ -61,6 +63,7 @@ EXPORTED = ("create_model", "destroy_model", "tml_plugin_info")
 SOURCES = (".h", "_project.h", "_model.cpp", "_plugin.cpp", ".map")  # <model><suffix>, besides plugin.mk
 INTERFACE_HEADER = "hls4ml/emulator.h"
 _INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]', re.MULTILINE)
+_SIZE = re.compile(r"[A-Za-z0-9_]+(\*[A-Za-z0-9_]+)*")  # an array size of the top function: 10, N_IN*N_CH
 
 
 def library_name(model: str) -> str:
@@ -87,12 +90,16 @@ class ProjectIO:
     out_type: str
     in_ctype: str
     out_ctype: str
+    in_size: str = ""  # the array sizes of the top function as written (e.g. `10`, `N_INPUT_1_1`)
+    out_size: str = ""
 
     @classmethod
     def read(cls, hls_dir: Path, project: str = PROJECT) -> ProjectIO:
         fw = Path(hls_dir) / "firmware"
         header = (fw / f"{project}.h").read_text()
-        m = re.search(rf"void\s+{project}\s*\(\s*(\w+)\s+\w+\s*\[[^\]]*\]\s*,\s*(\w+)\s+\w+\s*\[[^\]]*\]\s*\)", header)
+        m = re.search(
+            rf"void\s+{project}\s*\(\s*(\w+)\s+\w+\s*\[([^\]]*)\]\s*,\s*(\w+)\s+\w+\s*\[([^\]]*)\]\s*\)", header
+        )
         if m is None:
             raise UnsupportedError(
                 f"{fw / (project + '.h')}: the top function is not `void {project}(in_t x[N], "
@@ -110,7 +117,25 @@ class ProjectIO:
                 )
             return re.sub(r"\s+", "", t.group(1))
 
-        return cls(m.group(1), m.group(2), ctype(m.group(1)), ctype(m.group(2)))
+        in_size, out_size = (re.sub(r"\s+", "", m.group(i)) for i in (2, 4))
+        for size in (in_size, out_size):
+            if not _SIZE.fullmatch(size):
+                raise UnsupportedError(
+                    f"{fw / (project + '.h')}: the array size {size[:40]!r} of `{project}` is not a product of "
+                    "numbers and macro names",
+                    "the CMSSW plugin supports io_parallel models with one input and one output",
+                )
+        return cls(m.group(1), m.group(3), ctype(m.group(1)), ctype(m.group(3)), in_size, out_size)
+
+    def check_sizes(self, iface: Interface, where: Path) -> None:
+        """The manifest's sizes (`iface`) against the top function's arrays where written as numbers
+        (the plugin's static_assert checks the rest when it is built)."""
+        for side, size, n in (("input", self.in_size, iface.n_in), ("output", self.out_size, iface.n_out)):
+            if size.isdigit() and int(size) != n:
+                raise SchemaError(
+                    f"{where}: interface.emulator says {n} {side} values, the project's top function has {size}",
+                    "compile the model again (trigger-ml compile <run> --out <dir>)",
+                )
 
 
 def outside_includes(hls_dir: Path, project: str = PROJECT) -> list[str]:
@@ -153,6 +178,18 @@ class PluginSpec:
     iface: Interface
     version: str
 
+    def __post_init__(self) -> None:
+        """The name and hash reach C++, a Makefile and `tml_plugin_info()`'s key=value list: only an
+        identifier and 64 hexadecimal digits are taken (a manifest is validated already; this is the
+        second line of defence)."""
+        if not NAME.fullmatch(self.model):
+            raise SchemaError(
+                f"model name {self.model[:80]!r} is not an identifier: no plugin is written for it",
+                "letters, digits and '_', starting with a letter, at most 64 characters",
+            )
+        if not SHA256.fullmatch(self.model_sha256):
+            raise SchemaError(f"model sha256 {self.model_sha256[:80]!r} is not 64 hexadecimal digits")
+
     @classmethod
     def of(cls, m: dict, version: str) -> PluginSpec:
         """From a compiled model's manifest."""
@@ -167,6 +204,7 @@ def write_sources(
     hls_dir, emu_dir = Path(hls_dir), Path(emu_dir)
     model, model_sha256, iface, version = spec.model, spec.model_sha256, spec.iface, spec.version
     lib, io = library_name(model), ProjectIO.read(hls_dir, project)
+    io.check_sizes(iface, hls_dir / "firmware" / f"{project}.h")
     ns = namespace_of(lib)
     info = {
         "model": lib,
@@ -182,7 +220,7 @@ def write_sources(
         "hls4ml": _version("hls4ml"),
     }
     values = {
-        "model": model,
+        "model": c_comment(model),
         "lib": lib,
         "ns": ns,
         "guard": lib.upper(),
@@ -197,6 +235,8 @@ def write_sources(
         "out_type": io.out_type,
         "in_ctype": io.in_ctype,
         "out_ctype": io.out_ctype,
+        "in_size": io.in_size,
+        "out_size": io.out_size,
         "cxxflags": " ".join(CXXFLAGS),
         "ldflags": " ".join(LDFLAGS),
         "hls": hls_rel,

@@ -116,23 +116,19 @@ def plugin_path(fw_dir: str | Path) -> Path:
     return FirmwareDir(fw_dir).plugin(library_name(m["model"]))
 
 
-def cmssw_level(fw_dir: str | Path, mode: str = "local") -> PluginLevel:
+def cmssw_level(fw_dir: str | Path, mode: str = "local", rebuild: bool = False) -> PluginLevel:
     """The plugin of a compiled model directory, loaded only after its bytes match the sha256 the
     manifest records (as the C simulation's library: a replaced or relinked library is one error
-    and never runs). When the HLS or plugin sources were edited since compile, the plugin is rebuilt
-    from them instead (`rebuilt`). Its own `tml_plugin_info()` must then name the manifest's model
-    sha256 (a mismatch, exit 1, if another model's sources were put in its place)."""
+    and never runs). When the HLS or plugin sources differ from the manifest, this is refused
+    (`manifest.check_sources`), unless `rebuild`: then the plugin is rebuilt from them instead
+    (`rebuilt`). Its own `tml_plugin_info()` must then name the manifest's model sha256 (a mismatch,
+    exit 1, if another model's sources were put in its place) and the manifest's sizes."""
     fw = FirmwareDir(fw_dir)
     m = manifest.read(fw.root)
     lib = plugin_path(fw.root)
     rel = lib.relative_to(fw.root).as_posix()
     iface = Interface.from_json(m["interface"]["emulator"])
-    sources = [
-        k
-        for k in m["outputs_sha256"]
-        if k.startswith(("hls/firmware/", "emulator/")) and not k.endswith(".so") and k != "emulator/run_vectors"
-    ]
-    rebuilt = bool(manifest.changed(fw.root, sources, m))
+    rebuilt = bool(manifest.check_sources(fw.root, m, rebuild))
     if rebuilt:
         lib = compile_plugin(fw.hls, fw.emulator, library_name(m["model"]))
     elif rel not in m["outputs_sha256"]:
@@ -147,5 +143,12 @@ def cmssw_level(fw_dir: str | Path, mode: str = "local") -> PluginLevel:
             f"{lib} is the plugin of model {level.info.get('model', '?')!r} (model sha256 {got}), not of this "
             f"directory's model {m['model']!r} (sha256 {m['model_sha256']})",
             "compile the model again",
+        )
+    sizes = (level.info.get("n_inputs"), level.info.get("n_outputs"))
+    if sizes != (str(iface.n_in), str(iface.n_out)):
+        raise SchemaError(
+            f"{lib} takes {sizes[0]} inputs and writes {sizes[1]} outputs per event; {fw.manifest} says "
+            f"{iface.n_in} and {iface.n_out} (interface.emulator): the manifest was edited",
+            "compile the model again (trigger-ml compile <run> --out <dir>)",
         )
     return level

@@ -177,12 +177,30 @@ def read_h5(path: str | Path) -> Dataset:
         meta: dict[str, Any] = check_meta({k: _scalar(f.attrs[k]) for k in _META_SCALARS if k in f.attrs}, str(path))
         meta.update(format=FORMAT, format_version=int(f.attrs["format_version"]))
         meta["trigger_ml_version"] = str(f.attrs.get("trigger_ml_version", ""))
-        meta["sim_config"] = json.loads(f.attrs.get("sim_config", "{}"))
+        meta["sim_config"] = _sim_config(f.attrs.get("sim_config", "{}"), path)
+        meta["source"] = str(path)
     return validate(Dataset(images, features, labels, class_names, pt, impact, meta), str(path))
 
 
 def _scalar(v: Any) -> Any:
     return v.item() if hasattr(v, "item") and getattr(v, "size", 1) == 1 else v
+
+
+def _sim_config(raw: Any, path: Path) -> dict[str, Any]:
+    """The simulator's configuration stored with the windows (attribute 'sim_config'): a JSON object."""
+    raw = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    try:
+        if not isinstance(raw, str) or len(raw) > 1 << 20:
+            raise ValueError(f"a {type(raw).__name__} of {len(raw) if isinstance(raw, str) else '?'} characters")
+        cfg = json.loads(raw)
+        if not isinstance(cfg, dict):
+            raise ValueError(f"a JSON {type(cfg).__name__}, not an object")
+    except (ValueError, RecursionError) as exc:
+        raise SchemaError(
+            f"{path}: attribute 'sim_config' is not the simulator's configuration as a JSON object ({str(exc)[:120]})",
+            "write the file with `trigger-ml data simulate`, or delete the attribute 'sim_config'",
+        ) from None
+    return cfg
 
 
 # --------------------------------------------------------------------------- NPZ, ROOT
@@ -240,8 +258,10 @@ def read_npz(path: str | Path) -> Dataset:
     if not hasattr(z, "files"):
         raise SchemaError(f"{path}: a single array, not an NPZ archive of named fields", "see trigger_ml.data.io")
     with z:
-        if "images" in z.files and "labels" in z.files:
-            check_size(len(z["labels"]), 10 * int(np.prod(z["images"].shape[1:], dtype=np.int64)) + 64, str(path))
+        shapes = npz_shapes(z, path)  # from the array headers: nothing is read before the checks
+        if "images" in shapes and "labels" in shapes:
+            n = shapes["labels"][0] if shapes["labels"] else 0
+            check_size(n, 10 * int(np.prod(shapes["images"][1:], dtype=np.int64)) + 64, str(path))
         try:
             fields = {k: z[k] for k in z.files}
         except (OSError, ValueError, EOFError) as exc:
@@ -254,6 +274,33 @@ def read_npz(path: str | Path) -> Dataset:
         None if lsb is None else _scalar(lsb),
         str(path),
     )
+
+
+_NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def npz_shapes(z: Any, path: Path) -> dict[str, tuple[int, ...]]:
+    """Each field's shape from its .npy header; an object array (pickled Python objects, never
+    loaded) or an unreadable header is one error naming the field."""
+    out: dict[str, tuple[int, ...]] = {}
+    members = set(z.zip.namelist())
+    for name in z.files:
+        try:
+            with z.zip.open(f"{name}.npy" if f"{name}.npy" in members else name) as fh:
+                version = np.lib.format.read_magic(fh)
+                shape, _, dtype = _NPY_HEADERS[version](fh)
+        except Exception as exc:  # zipfile, numpy and the header parser raise many types on a bad member
+            raise SchemaError(
+                f"{path}: field {name!r} is not a readable array ({type(exc).__name__}: {exc})",
+                "write the file with numpy.savez",
+            ) from exc
+        if dtype.hasobject:
+            raise SchemaError(
+                f"{path}: field {name!r} is an object array (dtype {dtype}): pickled Python objects are never loaded",
+                "store numbers and strings as plain numpy arrays (numpy.savez of int/float/str arrays)",
+            )
+        out[name] = tuple(int(d) for d in shape)
+    return out
 
 
 def write_npz(ds: Dataset, path: str | Path) -> Path:

@@ -14,8 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from trigger_ml.atomic import check_destination
 from trigger_ml.errors import SchemaError, ToolError
 from trigger_ml.interop import limits, shipped
+from trigger_ml.layout import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +91,7 @@ def import_model(
 ) -> dict[str, Any]:
     """Import a foreign model file into the run directory `out` (atomic); returns its summary.
     `max_model_mb` / `max_layers`: the resource limits on the file (`limits`; None: the defaults)."""
+    check_destination(Path(out), RunDir.OUTPUT)  # before the import's work, not after
     with limits.use(max_model_mb, max_layers):
         return _import(Path(src), Path(out), weights, predictions, **opts)
 

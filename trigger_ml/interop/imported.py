@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from trigger_ml.atomic import atomic_dir
-from trigger_ml.errors import require_equal
+from trigger_ml.errors import SchemaError, require_equal
 from trigger_ml.interop import ir
 from trigger_ml.interop import lower as Lw
 from trigger_ml.interop import policy as P
@@ -63,6 +63,21 @@ def to_user(x: np.ndarray, layout: dict[str, Any]) -> np.ndarray:
     return x
 
 
+def _finite_weights(graph: ir.Graph, where: str) -> None:
+    """NaN or infinite weights are a broken file, said once (thresholds may be infinite: never reached)."""
+    bad = [
+        f"node {n.name!r} ({n.op}) weight {k!r}: {int(np.sum(~np.isfinite(w)))} of {w.size}"
+        for n in graph.nodes
+        for k, w in n.weights.items()
+        if k != "thresholds" and np.asarray(w).dtype.kind == "f" and not np.all(np.isfinite(w))
+    ]
+    if bad:
+        raise SchemaError(
+            f"{where}: NaN or infinite weights: " + "; ".join(bad[:5]),
+            "retrain or re-export the model: every weight must be a finite number",
+        )
+
+
 def import_graph(
     graph: ir.Graph,
     out: str | Path,
@@ -72,13 +87,19 @@ def import_graph(
     foreign_files: tuple[Path, ...] | list[Path] = (),
     summary: dict[str, Any] | None = None,
     name: str | None = None,
+    source: Path | None = None,
 ) -> dict[str, Any]:
     """Import `graph` into the run directory `out` (see the module docstring); returns the summary
     (also in metrics.json `import`): input format, policy decisions, exact or fidelity, tolerance,
     the import's checks."""
     opts = policy_options or P.PolicyOptions()
     graph.check()
-    res = P.apply(graph, opts)
+    where = str(source or (foreign_files[0] if foreign_files else graph.name))  # the user's file, in errors
+    _finite_weights(graph, where)
+    try:
+        res = P.apply(graph, opts)
+    except P.RangeError as exc:
+        raise P.RangeError(f"{where}: {exc.what}", exc.fix) from None
     name = name or _identifier(graph.name)
     low = Lw.lower(res.graph, name)
     x = extreme_inputs(low.input_grid, low.input_shape, n_random=N_CHECK, seed=1)
@@ -173,7 +194,7 @@ def _write(
     files: tuple[Path, ...],
     name: str,
 ) -> None:
-    with atomic_dir(out, marker=RunDir.MARKER) as tmp:
+    with atomic_dir(out, kind=RunDir.OUTPUT) as tmp:
         rd = RunDir(tmp)
         low.model.save(rd.model)
         src = Path(source.source or name)

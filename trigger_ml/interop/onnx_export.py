@@ -29,7 +29,7 @@ from trigger_ml.compile.driver import read_run
 from trigger_ml.errors import MismatchError, SchemaError, UnsupportedError
 from trigger_ml.interop.lower import exact_fmt
 from trigger_ml.interop.reference import OrtSession, QonnxExecutor
-from trigger_ml.layout import RunDir
+from trigger_ml.layout import ONNX_EXPORT, RunDir
 from trigger_ml.train.fit import load_model
 from trigger_ml.train.golden import QuantizedModel
 from trigger_ml.train.models import input_grid, input_shape
@@ -237,7 +237,7 @@ def export_run(run_dir: str | Path, out: str | Path) -> dict[str, Any]:
             f"{y_q[i].tolist()} got {y_x[i].tolist()}",
             "report it: an export rule is wrong",
         )
-    with atomic_dir(out, marker="export.json") as tmp:
+    with atomic_dir(out, kind=ONNX_EXPORT) as tmp:
         onnx.save(f_onnx, tmp / summary["float"]["file"])
         onnx.save(q_onnx, tmp / summary["qonnx"]["file"])
         (tmp / "export.json").write_text(json.dumps(summary, indent=1))

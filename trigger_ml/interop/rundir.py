@@ -76,7 +76,7 @@ def write_run(out: Path, run: ImportedRun) -> dict[str, Any]:
         "layers": len(layers),
         **run.info,
     }
-    with atomic_dir(out, marker=RunDir.MARKER) as tmp:
+    with atomic_dir(out, kind=RunDir.OUTPUT) as tmp:
         rd = RunDir(tmp)
         run.model.save(rd.model)
         write_card_and_metrics(

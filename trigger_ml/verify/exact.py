@@ -8,6 +8,7 @@ mismatching event with expected and got.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,12 +48,13 @@ class PairResult:
         return f"{REFERENCE} == {self.level} on {self.inputs}"
 
 
-def load_levels(fw_dir: Path, rtl_sim: bool = True) -> dict[str, L.Level]:
-    """Every level of a compiled model directory, the reference first."""
+def load_levels(fw_dir: Path, rtl_sim: bool = True, rebuild: bool = False) -> dict[str, L.Level]:
+    """Every level of a compiled model directory, the reference first (`rebuild`: C++ sources that
+    differ from the manifest are compiled and run, instead of refused)."""
     fw = FirmwareDir(fw_dir)
     m = manifest.read(fw.root)
-    out: dict[str, L.Level] = {REFERENCE: L.golden(fw.root), "csim": L.csim(fw.root, layout="model")}
-    plugin = L.cmssw(fw.root)
+    out: dict[str, L.Level] = {REFERENCE: L.golden(fw.root), "csim": L.csim(fw.root, "model", rebuild)}
+    plugin = L.cmssw(fw.root, rebuild=rebuild)
     if plugin is not None:  # the CMSSW plugin, run as CMSSW runs it
         out["cmssw"] = plugin
     foreign = L.foreign_reference(fw.root)
@@ -85,14 +87,34 @@ def inputs_for(fw_dir: Path, ds, n_fuzz: int, seed: int = 0) -> dict[str, np.nda
         x = model_inputs(card, ds).astype(np.float64)
         if x.shape[1:] != tuple(m["input_shape"]):
             raise SchemaError(
-                f"the data's model inputs have shape {x.shape[1:]}, {fw.root} takes {tuple(m['input_shape'])}",
+                f"{ds.meta.get('source', 'the data')}: the data's model inputs have shape {x.shape[1:]}, "
+                f"{fw.root} takes {tuple(m['input_shape'])}",
                 "verify with data of the window size the model was trained on",
             )
+        check_window(fw, ds, m)  # a features model takes any window size: the training data's says
         sets["data"] = x
     sets["fuzzed"] = extreme_inputs(
         Grid.from_json(m["input_grid"]), tuple(m["input_shape"]), n_random=n_fuzz, seed=seed
     )
     return sets
+
+
+def check_window(fw: FirmwareDir, ds, m: dict[str, Any]) -> None:
+    """The data's windows are as large as the ones the model was trained on (the training data's
+    `window` in reference/metrics.json): a features model takes any window size, silently wrong."""
+    if not fw.metrics.exists():
+        return
+    manifest.check(fw.root, [fw.metrics.relative_to(fw.root).as_posix()], m)  # read only as compile wrote it
+    doc = json.loads(fw.metrics.read_text())
+    data = doc.get("data") if isinstance(doc, dict) else None
+    trained = data.get("window") if isinstance(data, dict) else None
+    got = int(ds.images.shape[1])
+    if isinstance(trained, int) and not isinstance(trained, bool) and got != trained:
+        raise SchemaError(
+            f"{ds.meta.get('source', 'the data')}: windows of {got}x{got} crystals; {fw.root} was trained "
+            f"on {trained}x{trained}",
+            f"verify with data of {trained}x{trained} windows (trigger-ml data simulate --window {trained})",
+        )
 
 
 def compare(

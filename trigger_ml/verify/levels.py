@@ -57,31 +57,21 @@ def golden(fw_dir: str | Path) -> QuantizedModel:
     return QuantizedModel.load(fw.model)
 
 
-def csim(fw_dir: str | Path, layout: str = "user") -> CSim:
+def csim(fw_dir: str | Path, layout: str = "user", rebuild: bool = False) -> CSim:
     """The C-simulation level of a compiled model directory: `csim(fw).predict(x)` runs the emulator
     library (hls4ml's C simulation) on model inputs `x` and returns its outputs, one row per event.
     For an imported model, x may be in the source's own layout (e.g. NCHW: `layout="user"`, the
     default, transposes inputs of the user's shape); `layout="model"` takes channels-last only.
 
-    The library is loaded only when its bytes match the manifest. When the HLS sources under `hls/`
-    (or the emulator's) were edited since compile, the library is rebuilt from them instead (said in
-    the log), so what is checked is the project as it now stands."""
+    The library is loaded only when its bytes match the manifest and its own sizes match the
+    manifest's interface. When the sources under `hls/` (or the emulator's) differ from the manifest,
+    this is refused (`manifest.check_sources`), unless `rebuild`: then the library is rebuilt from
+    them (said in the log: that code is compiled and run), so what is checked is the project as it
+    now stands."""
     fw = FirmwareDir(fw_dir)
     m = manifest.read(fw.root)
     iface = Interface.from_json(m["interface"]["emulator"])
-    sources = [
-        *manifest.recorded_under(fw.root, "hls/firmware/", m),
-        "hls/myproject_bridge.cpp",
-        *(_rel(fw, fw.emulator / n) for n in ("tml_emulator.h", "tml_emulator.cpp")),
-    ]
-    edited = manifest.changed(fw.root, sources, m)
-    if edited:
-        log.warning(
-            "%s: %d source file(s) changed since compile (first: %s): the C simulation is rebuilt from them",
-            fw.root,
-            len(edited),
-            edited[0],
-        )
+    if manifest.check_sources(fw.root, m, rebuild):
         lib, _ = build_library(fw.hls, fw.emulator)
         return _with_layout(fw, CSim(lib, iface, file_sha256(lib)), layout)
     lib_rel = _rel(fw, fw.emulator_lib)
@@ -160,11 +150,12 @@ class _UserInput:
         return self.level.predict(x)
 
 
-def cmssw(fw_dir: str | Path, mode: str = "local"):
+def cmssw(fw_dir: str | Path, mode: str = "local", rebuild: bool = False):
     """The `cmssw` level: the compiled model's CMSSW plugin (`emulator/<model>.so`) loaded by a C++ host
     the way hls4mlEmulator::ModelLoader loads it (`mode` local or global dlopen), checked by its hash
-    before it runs; None when the directory has no plugin (io_stream or multi-array models)."""
+    before it runs; None when the directory has no plugin (io_stream or multi-array models). Changed
+    sources: refused, or rebuilt with `rebuild` (as `csim`)."""
     m = manifest.read(fw_dir)
     if not m.get("plugin", {}).get("written", False):
         return None
-    return cmssw_level(fw_dir, mode)
+    return cmssw_level(fw_dir, mode, rebuild)

@@ -73,23 +73,37 @@ class Outcome:
 
 
 def verify_firmware(
-    fw_dir: str | Path, ds, n_fuzz: int = 1000, rtl: bool = True, check_fidelity: bool = True, seed: int = 0
+    fw_dir: str | Path,
+    ds,
+    n_fuzz: int = 1000,
+    rtl: bool = True,
+    check_fidelity: bool = True,
+    seed: int = 0,
+    rebuild: bool = False,
 ) -> Outcome:
     """Verify the compiled model in `fw_dir`: every level (C simulation, da4ml software model, RTL
     simulation with `rtl`, an imported model's own reference) against the quantized Keras model,
     exactly, on the windows of `ds` (a `Dataset`, or None) and `n_fuzz` random words of the input
     format plus its extremes; then, with `check_fidelity`, physics against the float twin. Returns
-    the `Outcome` (per-pair counts, gates, diagnosis and reproducer of a mismatch, `exit_code`)."""
+    the `Outcome` (per-pair counts, gates, diagnosis and reproducer of a mismatch, `exit_code`).
+
+    The firmware's C++ runs (its libraries are loaded): its sources must match the manifest, else
+    this is refused before anything is built or loaded, unless `rebuild` (then that C++ is compiled
+    and run as it now stands, said in the log)."""
     fw_dir = Path(fw_dir)
     card = load_card(FirmwareDir(fw_dir).card)
-    if "converter" in manifest.read(fw_dir):  # hls4ml's own converter: measured, never called exact
-        return Outcome(fw_dir, [], _stock_checks(fw_dir, n_fuzz, seed))
-    levels = exact.load_levels(fw_dir, rtl_sim=rtl)
-    sets = exact.inputs_for(fw_dir, ds, n_fuzz, seed)
+    m = manifest.read(fw_dir)
+    manifest.check_links(fw_dir)  # before anything is read: links leaving the directory are refused
+    if not rebuild:
+        manifest.check_sources(fw_dir, m)  # a changed tree: refused before any level is built or loaded
+    if "converter" in m:  # hls4ml's own converter: measured, never called exact
+        return Outcome(fw_dir, [], _stock_checks(fw_dir, n_fuzz, seed, rebuild))
+    sets = exact.inputs_for(fw_dir, ds, n_fuzz, seed)  # the data checked before any level is built
+    levels = exact.load_levels(fw_dir, rtl_sim=rtl, rebuild=rebuild)
     y_ref: dict[str, np.ndarray] = {}
     out = Outcome(fw_dir, exact.compare(levels, sets, y_ref))
     if out.mismatched:
-        _diagnose(out, levels, sets)
+        _diagnose(out, levels, sets, rebuild)
     if check_fidelity and card.task == "imported":
         out.gates += _foreign_fidelity(fw_dir, sets["fuzzed"], y_ref["fuzzed"])
     elif check_fidelity and ds is not None:
@@ -134,7 +148,7 @@ def _foreign_fidelity(fw_dir: Path, x: np.ndarray, y_fixed: np.ndarray) -> list[
     return out
 
 
-def _stock_checks(fw_dir: Path, n_fuzz: int, seed: int) -> list[Check]:
+def _stock_checks(fw_dir: Path, n_fuzz: int, seed: int, rebuild: bool = False) -> list[Check]:
     """A firmware from hls4ml's own converter against the source's reference on the import's inputs
     (the user's data when the front end gave them, else fuzzed words): the match fraction and the
     first diverging layer (information), and the fidelity gates."""
@@ -146,11 +160,11 @@ def _stock_checks(fw_dir: Path, n_fuzz: int, seed: int) -> list[Check]:
     saved = FirmwareDir(fw_dir).foreign.inputs
     x = np.load(saved, allow_pickle=False) if saved.exists() else exact.inputs_for(fw_dir, None, n_fuzz, seed)["fuzzed"]
     name, level, _ = levels[0]
-    y_ref, y = level.predict(x), csim(fw_dir, layout="model").predict(x)
+    y_ref, y = level.predict(x), csim(fw_dir, "model", rebuild).predict(x)
     fig = measure(y, y_ref)
     tol = info["tolerance"]
     src = f"{LABEL}: C simulation vs {name} on the {len(x)} inputs of the import"
-    layer = _first_far_layer(fw_dir, level, x, y, y_ref, tol["max_rel_error"])
+    layer = _first_far_layer(fw_dir, level, x, y, y_ref, tol["max_rel_error"], rebuild)
     return [
         Check(f"{LABEL}: match fraction", None, fig["match_fraction"], 1.0, src),
         Check(f"{LABEL}: first diverging layer", None, None, None, layer or "n/a (no layer-wise reference)"),
@@ -171,7 +185,7 @@ def _stock_checks(fw_dir: Path, n_fuzz: int, seed: int) -> list[Check]:
     ]
 
 
-def _first_far_layer(fw_dir: Path, level, x, y, y_ref, tol: float) -> str | None:
+def _first_far_layer(fw_dir: Path, level, x, y, y_ref, tol: float, rebuild: bool = False) -> str | None:
     """The first hls4ml layer (in order) whose traced output, on the worst event, is further from the
     same-named node of the source graph than `tol` of its range (None: no graph reference)."""
     from trigger_ml.compile import manifest as M
@@ -183,7 +197,7 @@ def _first_far_layer(fw_dir: Path, level, x, y, y_ref, tol: float) -> str | None
     i = int(np.argmax(np.abs(y - y_ref).max(axis=1)))
     env = graph.evaluate(x[i : i + 1], keep=True)
     by_name = {n.name: env[n.output][0] for n in graph.nodes}
-    traced = csim_layer_outputs(fw_dir, x[i])
+    traced = csim_layer_outputs(fw_dir, x[i], rebuild)
     for row in M.read(fw_dir)["layers"]:
         ref, got = by_name.get(row["layer"]), traced.get(row["layer"])
         if ref is None or got is None or np.size(ref) != np.size(got):
@@ -194,14 +208,14 @@ def _first_far_layer(fw_dir: Path, level, x, y, y_ref, tol: float) -> str | None
     return None
 
 
-def _diagnose(out: Outcome, levels, sets) -> None:
+def _diagnose(out: Outcome, levels, sets, rebuild: bool = False) -> None:
     """Name the first diverging layer (C simulation) or say why there is none; save a reproducer."""
     bad = out.mismatched
     r = next((b for b in bad if b.level == "csim"), bad[0])
     x = sets[r.inputs][r.first["index"]]
     if r.level == "csim":
         try:
-            out.divergence = first_diverging_layer(out.fw_dir, levels[exact.REFERENCE].float64, x)
+            out.divergence = first_diverging_layer(out.fw_dir, levels[exact.REFERENCE].float64, x, rebuild)
         except (OSError, AttributeError) as exc:  # an emulator built without trace storage
             out.diagnosis = f"no layer trace: {exc}"
         if out.divergence is not None:

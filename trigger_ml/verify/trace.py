@@ -50,13 +50,14 @@ class _TraceData(ctypes.Structure):
     _fields_ = [("name", ctypes.c_char_p), ("data", ctypes.c_void_p)]
 
 
-def csim_layer_outputs(fw_dir: Path, x_event: np.ndarray) -> dict[str, np.ndarray]:
-    """Every traced layer's output in the C simulation, for one event (model input values)."""
+def csim_layer_outputs(fw_dir: Path, x_event: np.ndarray, rebuild: bool = False) -> dict[str, np.ndarray]:
+    """Every traced layer's output in the C simulation, for one event (model input values; `rebuild`
+    as `levels.csim`)."""
     fw_dir = Path(fw_dir)
     rows = [r for r in manifest.read(fw_dir)["layers"] if r.get("traced")]
     if not rows:
         return {}
-    sim = csim(fw_dir, layout="model")
+    sim = csim(fw_dir, "model", rebuild)
     lib = sim.lib  # the same loaded library: the trace storage is its global state
     lib.allocate_trace_storage.argtypes, lib.allocate_trace_storage.restype = [ctypes.c_size_t], None
     lib.collect_trace_output.argtypes, lib.collect_trace_output.restype = [ctypes.POINTER(_TraceData)], None
@@ -126,11 +127,11 @@ def _pairs(model64, rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], st
     return out
 
 
-def first_diverging_layer(fw_dir: Path, model64, x_event: np.ndarray) -> LayerDiff | None:
+def first_diverging_layer(fw_dir: Path, model64, x_event: np.ndarray, rebuild: bool = False) -> LayerDiff | None:
     """Walk the layers in graph order; the first whose C-simulation output differs from Keras."""
     rows = [r for r in manifest.read(fw_dir)["layers"] if r.get("traced")]
     pairs = _pairs(model64, rows)
-    got = csim_layer_outputs(fw_dir, x_event)
+    got = csim_layer_outputs(fw_dir, x_event, rebuild)
     want = keras_layer_outputs(model64, x_event, sorted({k for _, k in pairs}))
     compared = []
     for r, k in pairs:

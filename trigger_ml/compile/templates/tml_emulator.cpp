@@ -16,3 +16,7 @@ extern "C" int tml_predict(const int64_t *in, int64_t *out, size_t n) {
 }
 
 extern "C" const char *tml_model_sha256(void) { return "${model_sha256}"; }
+
+extern "C" size_t tml_n_in(void) { return TML_N_IN; }
+
+extern "C" size_t tml_n_out(void) { return TML_N_OUT; }

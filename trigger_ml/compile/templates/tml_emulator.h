@@ -30,6 +30,10 @@ int tml_predict(const int64_t *in, int64_t *out, size_t n);
 /* sha256 of the model file this emulator was compiled from. */
 const char *tml_model_sha256(void);
 
+/* TML_N_IN and TML_N_OUT of this build: the library itself says the sizes a caller's buffers need. */
+size_t tml_n_in(void);
+size_t tml_n_out(void);
+
 #ifdef __cplusplus
 }
 #endif

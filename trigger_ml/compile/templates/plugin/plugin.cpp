@@ -23,6 +23,8 @@
 namespace ${ns} {
 static_assert(std::is_same<input_t, ${in_type}>::value, "${lib}.h: input_t differs from the project's input type");
 static_assert(std::is_same<result_t, ${out_type}>::value, "${lib}.h: result_t differs from the project's output type");
+static_assert(n_inputs == (${in_size}), "${lib}.h: n_inputs differs from the project's input array");
+static_assert(n_outputs == (${out_size}), "${lib}.h: n_outputs differs from the project's output array");
 
 namespace {
 
