@@ -17,6 +17,7 @@ from trigger_ml.compile.plugin import library_name
 from trigger_ml.layout import FirmwareDir
 
 pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
 VERIFY = ["--events", "200", "--fuzz", "10", "--no-rtl", "--no-budget", "--no-fidelity"]
 
 
@@ -191,3 +192,28 @@ def test_item12_export_fixes_name_the_cmssw_option_not_out(compiled, tmp_path, c
     code, err = _exit(["export", fw.root, "--cmssw", tmp_path / "cmssw"], capsys)
     assert code == 3 and "--cmssw" in err and "--out" not in err, err
     assert (theirs / "notes.txt").exists()
+
+
+@pytest.mark.parametrize(
+    "layers",
+    [
+        "x",
+        [{"layer": "dense1", "shape": [0], "traced": True}],
+        [{"layer": "dense1", "shape": ["24"], "traced": True}],
+        [{"layer": "dense1", "shape": [24], "traced": "yes"}],
+        [{"layer": "dense1\n", "shape": [24], "traced": True}],
+        [{"layer": "dense1", "shape": [24], "traced": True}] * 10_001,
+    ],
+)
+def test_item3_the_layer_table_that_sizes_the_trace_reads_is_validated(layers):
+    """The mismatch trace sizes its reads of the library's trace buffers by the manifest's layer
+    table: a row that is not a name, a list of positive sizes and a flag is refused before use."""
+    from trigger_ml.compile import manifest
+    from trigger_ml.errors import SchemaError
+
+    p = ROOT / "firmware" / "eg_mlp" / "manifest.json"
+    m = json.loads(p.read_text())
+    manifest.validate(p, m)  # the committed reference passes
+    m["layers"] = layers
+    with pytest.raises(SchemaError, match="layers is not a list"):
+        manifest.validate(p, m)

@@ -44,6 +44,7 @@ UNCHECKED = ("card.yaml",)  # hashed, but editable after compile (its fidelity a
 SHA256 = re.compile(r"[0-9a-f]{64}")
 MAX_VALUES = 1 << 20  # values per event at the emulator's interface (the largest reference model has 81)
 MAX_RANK = 8
+MAX_LAYERS = 10_000  # rows of the layer table (the trace reads as many outputs)
 MAX_MANIFEST = 64 << 20  # bytes (a manifest of a large project is a few MB)
 # What verify and export compile: the hls4ml project (hls/firmware/, the bridge in hls/) and the
 # emulator's and plugin's sources (emulator/). Built products beside them are checked by hash instead.
@@ -150,6 +151,22 @@ def validate(p: Path, m: dict[str, Any]) -> None:
     plugin = m.get("plugin", {})
     if not isinstance(plugin, dict) or not isinstance(plugin.get("written", False), bool):
         raise _bad(p, "plugin is not a record of the CMSSW plugin")
+    layers = m.get("layers", [])
+    if not isinstance(layers, list) or len(layers) > MAX_LAYERS or not all(map(_layer_row, layers)):
+        raise _bad(p, f"layers is not a list of at most {MAX_LAYERS:,} rows (layer name, shape, traced)")
+
+
+def _layer_row(r: Any) -> bool:
+    """One row of the manifest's layer table as compile writes it (the trace sizes its reads by it)."""
+    if not isinstance(r, dict) or not isinstance(r.get("layer"), str) or not r["layer"].isprintable():
+        return False
+    shape = r.get("shape")
+    return (
+        isinstance(shape, list)
+        and len(shape) <= MAX_RANK
+        and all(_count(d) for d in shape)
+        and isinstance(r.get("traced", False), bool)
+    )
 
 
 def changed(root: Path, rels: list[str], m: dict[str, Any] | None = None) -> list[str]:
