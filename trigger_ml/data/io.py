@@ -247,17 +247,25 @@ def _assemble(fields: dict[str, np.ndarray], class_names: Any, lsb_gev: Any, sou
     return validate(probe, source)
 
 
-def read_npz(path: str | Path) -> Dataset:
+def open_npz(path: str | Path, fix: str = "see trigger_ml.data.io", option: str = "the path") -> Any:
+    """An .npz archive opened without pickle (its arrays are read later, after `npz_shapes`); one
+    SchemaError for a missing file (`option` names where the path came from), an unreadable one or
+    a single .npy array (`fix`)."""
     path = Path(path)
     try:
         z = np.load(path, allow_pickle=False)
     except FileNotFoundError:
-        raise SchemaError(f"{path}: no such file", "check the path") from None
+        raise SchemaError(f"{path}: no such file", f"check {option}") from None
     except (OSError, ValueError, EOFError) as exc:
-        raise SchemaError(f"{path}: not a readable NPZ file ({exc})") from exc
+        raise SchemaError(f"{path}: not a readable NPZ file ({exc})", fix) from exc
     if not hasattr(z, "files"):
-        raise SchemaError(f"{path}: a single array, not an NPZ archive of named fields", "see trigger_ml.data.io")
-    with z:
+        raise SchemaError(f"{path}: a single array, not an NPZ archive of named fields", fix)
+    return z
+
+
+def read_npz(path: str | Path) -> Dataset:
+    path = Path(path)
+    with open_npz(path) as z:
         shapes = npz_shapes(z, path)  # from the array headers: nothing is read before the checks
         if "images" in shapes and "labels" in shapes:
             n = shapes["labels"][0] if shapes["labels"] else 0

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from trigger_ml.atomic import atomic_dir, scratch_dir
-from trigger_ml.data.io import check_size, npz_shapes
+from trigger_ml.data.io import check_size, npz_shapes, open_npz
 from trigger_ml.errors import MismatchError, SchemaError
 from trigger_ml.interop.reference import fidelity
 from trigger_ml.layout import RunDir
@@ -46,15 +46,7 @@ def companion(src: Path) -> Path | None:
 def load(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """`x` and `y` of a predictions file as float64, checked before anything is imported."""
     path = Path(path)
-    try:
-        z = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise SchemaError(f"{path}: no such file", "check the --predictions path") from None
-    except (OSError, ValueError, EOFError) as exc:
-        raise SchemaError(f"{path}: not a readable .npz file ({exc})", FIX) from exc
-    if not hasattr(z, "files"):
-        raise SchemaError(f"{path}: a single array, not an .npz of named arrays", FIX)
-    with z:
+    with open_npz(path, FIX, "the --predictions path") as z:
         shapes = npz_shapes(z, path)
         if "x" not in shapes or "y" not in shapes:
             raise SchemaError(f"{path}: needs arrays 'x' and 'y', has {sorted(shapes)}", FIX)

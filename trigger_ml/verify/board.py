@@ -13,7 +13,6 @@ schema has one (see /work/notes/cmssw.md), a YAML file given on the command line
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import numpy as np
 from trigger_ml.compile import manifest
 from trigger_ml.compile.emulator import Interface
 from trigger_ml.errors import SchemaError
-from trigger_ml.patterns import Comparison, LinkMapping, layout, write_set
+from trigger_ml.patterns import LinkMapping, layout, write_set
 from trigger_ml.patterns.sets import compare_files
 from trigger_ml.verify.exact import inputs_for
 from trigger_ml.verify.levels import csim
@@ -101,12 +100,6 @@ def model_patterns(
     return write_set(out_dir, raw_in, raw_out, lay_in, lay_out, fmt, name=m["model"], meta=meta)
 
 
-def compare_capture(
-    set_dir: str | Path,
-    captured: Sequence[str | Path],
-    side: str = "outputs",
-    fmt: str | None = None,
-    skip: int | None = 0,
-) -> Comparison:
-    """Compare a board's captured files (in order) with the pattern set's expected `side`."""
-    return compare_files(set_dir, captured, side, fmt, skip)  # one file of each in memory at a time
+compare_capture = (
+    compare_files  # a board's captured files against the set's expected side, one file of each in memory at a time
+)
