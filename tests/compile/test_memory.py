@@ -72,6 +72,8 @@ def _overlap(spans) -> bool:
 def test_compile_refuses_above_available_memory_and_force_proceeds(trained, tmp_path, monkeypatch, capsys):
     _, run, _ = trained("eg_mlp")
     spans = _fake_builds(monkeypatch)
+    converted, convert = [], driver.hls.convert
+    monkeypatch.setattr(driver.hls, "convert", lambda *a, **k: converted.append(a))
     monkeypatch.setattr(memory, "available_bytes", lambda: 50e6)  # 50 MB: below any g++ build
     out = tmp_path / "fw"
     with pytest.raises(SystemExit) as exc:
@@ -79,8 +81,9 @@ def test_compile_refuses_above_available_memory_and_force_proceeds(trained, tmp_
     err = capsys.readouterr().err
     assert exc.value.code == EXIT_USAGE, err
     assert "GB per g++ build" in err and "0.1 GB this machine has available" in err and "--force" in err
-    assert not out.exists() and not spans  # nothing written, no g++ started
+    assert not out.exists() and not spans and not converted  # nothing written or converted, no g++ started
     assert not [p for p in tmp_path.iterdir() if p.name != "fw"]  # no temporary left beside it
+    monkeypatch.setattr(driver.hls, "convert", convert)
 
     try:
         code = main(["compile", str(run), "--out", str(out), "--no-rtl", "--no-cache", "--force"])
@@ -103,3 +106,18 @@ def test_large_builds_do_not_overlap_and_small_ones_do(trained, tmp_path, monkey
     monkeypatch.setattr(memory, "available_bytes", lambda: 64e9)
     driver.compile_run(run, tmp_path / "large", opts)
     assert len(spans) == 2 and not _overlap(spans)
+
+
+@pytest.mark.slow
+def test_the_estimate_before_conversion_counts_the_weights_hls4ml_writes(trained, compiled):
+    """Refused before hls4ml converts (a large project takes minutes to write): from the model's kernels
+    and biases, a lower bound of the project's values (hgq2's per-weight bit widths are not counted)."""
+    from trigger_ml.train.fit import load_model
+
+    _, run, _ = trained("eg_cnn")
+    model = load_model(run / "model.keras")
+    before = memory.from_model(model)
+    after = memory.count_values(compiled("eg_cnn", "latency").out / "hls")
+    kernels = sum(int(w.numpy().size) for w in model.weights if w.path.endswith(("/kernel", "/bias")))
+    assert before.values == kernels and 0 < before.values <= after
+    assert before.peak_bytes == memory.peak(before.values, 0)

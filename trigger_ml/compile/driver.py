@@ -174,6 +174,7 @@ def _compile_into(
     t = time.perf_counter()
     if spec is None:
         model = load_model(run.model)
+        memory.check(memory.from_model(model), card.name, opts.force)  # before hls4ml writes a large project
         model_sha = cache.file_sha256(run.model)
         hls_model = hls.convert(model, card, fw.hls, firmware.strategy, firmware.backend, key[:8])
         shutil.copyfile(run.model, fw.model)  # hls4ml's re-save is not reproducible

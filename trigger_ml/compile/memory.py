@@ -18,10 +18,12 @@ whether the two builds may run side by side: only when both fit at once and each
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from trigger_ml.errors import TriggerMLError
 
@@ -86,6 +88,17 @@ def estimate(hls_dir: Path) -> Estimate:
     n = count_values(hls_dir)
     code = sum((fw / c).stat().st_size for c in CODE if (fw / c).is_file())
     return Estimate(n, peak(n, code), code)
+
+
+WEIGHTS = ("kernel", "bias")  # a Keras variable whose name ends so becomes an hls4ml weights array
+
+
+def from_model(model: Any) -> Estimate:
+    """The estimate before hls4ml converts anything, from the Keras model's kernels and biases (a lower
+    bound of the project's values: hls4ml adds tables, never drops a weight). hgq2's quantizer
+    variables (bit widths per weight) are not arrays of the firmware and are not counted."""
+    n = sum(int(math.prod(w.shape)) for w in model.weights if w.path.rsplit("/", 1)[-1].endswith(WEIGHTS))
+    return Estimate(n, peak(n, 0), 0)
 
 
 def available_bytes() -> float:
