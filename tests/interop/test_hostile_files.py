@@ -65,23 +65,35 @@ def _import(argv: list[str], capsys) -> tuple[int, str]:
     return exc.value.code, " ".join((out.out + out.err).split())
 
 
-def _measured(cmd: list[str], log) -> tuple[int, str, float, float]:
-    """Run `cmd` with a 30 s limit: exit code, output, seconds, and its own peak resident memory in GB
-    (wait4's rusage of that child and its children, not of this test session)."""
+# The command runs in a child that writes its own peak resident memory (VmHWM of its address space after
+# exec) when it exits: wait4's ru_maxrss would report this session's peak, which Linux carries over exec.
+CHILD = """import atexit, os, sys
+def _peak():
+    with open('/proc/self/status') as f:
+        kb = next(int(line.split()[1]) for line in f if line.startswith('VmHWM:'))
+    with open(os.environ['TML_TEST_PEAK'], 'w') as out:
+        out.write(str(kb))
+atexit.register(_peak)
+from trigger_ml.cli import main
+main(sys.argv[1:])
+"""
+
+
+def _measured(args: list[str], tmp_path) -> tuple[int, str, float, float]:
+    """`trigger-ml ARGS` in a child with a 30 s limit: exit code, output, seconds, and the child's own
+    peak resident memory in GB."""
+    log, peak = tmp_path / "out.txt", tmp_path / "peak.txt"
+    env = {**os.environ, "COLUMNS": "1000", "TML_TEST_PEAK": str(peak)}
     t0 = time.monotonic()
     with open(log, "wb") as f:
-        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "1000"})
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.monotonic() - t0 > 30:
-            proc.kill()
-            os.wait4(proc.pid, 0)
-            pytest.fail(f"still running after 30 s: {' '.join(cmd)}")
-        time.sleep(0.05)
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
-    return proc.returncode, log.read_text(errors="replace"), time.monotonic() - t0, usage.ru_maxrss / 2**20
+        proc = subprocess.Popen([sys.executable, "-c", CHILD, *args], stdout=f, stderr=subprocess.STDOUT, env=env)
+    try:
+        code = proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        pytest.fail(f"still running after 30 s: trigger-ml {' '.join(args)}")
+    return code, log.read_text(errors="replace"), time.monotonic() - t0, int(peak.read_text()) / 2**20
 
 
 def _refused(case: str, fragments: tuple[str, ...], tmp_path, capsys) -> str:
@@ -100,10 +112,9 @@ def _refused(case: str, fragments: tuple[str, ...], tmp_path, capsys) -> str:
 def test_a_file_declaring_too_much_is_refused_before_allocating(case, tmp_path):
     """Before: 6 GB resident (ConstantOfShape, h5, zip, external data), a hang (Loop), 300 s (deep
     Keras) or exit 5 (deep ONNX). Now each is refused from what the file declares, by a command of
-    its own that ends within 30 s under 2 GB (its peak, measured by wait4, not this session's)."""
+    its own that ends within 30 s under 2 GB (its own peak, not this session's)."""
     argv = BUILDERS[case](tmp_path)
-    cmd = [sys.executable, "-m", "trigger_ml.cli", "import", *argv, "--out", str(tmp_path / "run")]
-    code, out, seconds, peak_gb = _measured(cmd, tmp_path / "out.txt")
+    code, out, seconds, peak_gb = _measured(["import", *argv, "--out", str(tmp_path / "run")], tmp_path)
     msg = " ".join(out.split())
     assert code == 3, msg
     assert msg.count("error:") == 1 and "fix:" in msg and "internal error" not in msg, msg
