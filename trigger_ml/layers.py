@@ -216,7 +216,7 @@ KINDS: dict[str, Kind] = {
         Kind("add", ("QAdd",), True, True),
         Kind("reshape", ("Reshape",), True, True),
         Kind("einsum_dense_batchnorm", ("QEinsumDenseBatchnorm",), True, True),
-        # layers of imported models (trigger_ml.interop.lower; docs: /work/notes/layer_coverage.md)
+        # layers of imported models (trigger_ml.interop.lower; README, "Import and export")
         Kind("conv1d", ("QConv1D",), True, True),
         Kind("batchnorm", ("QBatchNormalization",), True, True),  # exact form: epsilon 0, mean 0, variance 1
         Kind("softmax", ("QSoftmax",), True, True),  # stable, explicit table formats

@@ -79,7 +79,7 @@ def hls_config(model, card: ModelCard, strategy: str, backend: str) -> dict[str,
 def check_tables(hls_model) -> None:
     """Every UnaryLUT's table covers exactly the words of its input (hls4ml indexes it with every bit
     of the input word; a producer narrowed below the table's input format makes it read the wrong
-    entries: /work/notes/layer_coverage.md). One error lists every offending layer."""
+    entries). One error lists every offending layer."""
     bad = []
     for layer in hls_model.get_layers():
         if layer.class_name != "UnaryLUT":

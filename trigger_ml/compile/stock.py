@@ -7,7 +7,7 @@ proven exact": there is no hgq2 model, hence no bit-exact reference and no da4ml
 hgq2 models only); verify measures it against the source's reference (match fraction, first
 diverging layer, fidelity gates).
 
-Converters (as /work/scratch/peers/stock_hls4ml.py runs hls4ml's documented default flow):
+Converters (as tools/stock_hls4ml.py runs hls4ml's documented default flow):
 - `keras_v2`: Keras 2 json + h5 weights, or one full h5, through `hls4ml.converters.keras_v2_to_hls`
   (Keras 3 cannot rebuild these files as models), the config of `config_from_keras_model` on the
   same parsed layers, default precision `fixed<16,6>` (or the run's);

@@ -2,7 +2,7 @@
 
 Semantics (calad0i/HGQ `src/HGQ/proxy/fixed_point_quantizer.py`, commit
 02d4b7381d61afb527165b8cefaa463bdaf57cfb, `gfixed_quantizer`; checked bit for bit against
-hgq_mnist_homogeneous's reference, /work/notes/peers.md 2.2):
+hgq_mnist_homogeneous's reference in ../shared/peer-models):
 
     f = bits - integers;  v = RND(x * 2**f);  v = SAT(v, keep_negative, bits);  y = v / 2**f * (bits != 0)
 

@@ -8,7 +8,7 @@ event, link, frame and word that differ from the expected ones, and the model's 
 
 The link mapping of each side comes from `mapping` ({"inputs": {...}, "outputs": {...}}, the keys
 of `trigger_ml.patterns.LinkMapping`): the `patterns:` section of the model card once the card
-schema has one (see /work/notes/cmssw.md), a YAML file given on the command line until then.
+schema has one (docs/cmssw.md), a YAML file given on the command line until then.
 """
 
 from __future__ import annotations
