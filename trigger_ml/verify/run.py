@@ -93,9 +93,12 @@ def verify_firmware(
     fw_dir = Path(fw_dir)
     card = load_card(FirmwareDir(fw_dir).card)
     m = manifest.read(fw_dir)
-    manifest.check_links(fw_dir)  # before anything is read: links leaving the directory are refused
-    if not rebuild:
-        manifest.check_sources(fw_dir, m)  # a changed tree: refused before any level is built or loaded
+    # before anything is read through it: links leaving the directory are refused, and (unless rebuild)
+    # a changed tree, before any level is built or loaded (check_sources checks the links first)
+    if rebuild:
+        manifest.check_links(fw_dir)
+    else:
+        manifest.check_sources(fw_dir, m)
     if "converter" in m:  # hls4ml's own converter: measured, never called exact
         return Outcome(fw_dir, [], _stock_checks(fw_dir, n_fuzz, seed, rebuild))
     sets = exact.inputs_for(fw_dir, ds, n_fuzz, seed)  # the data checked before any level is built
